@@ -106,9 +106,12 @@ def make_view(photo: Image.Image, box: tuple[int, int, int, int], rng: np.random
     cx = x1 + cw / 2 + rng.uniform(0, rw - cw)
     cy = y1 + ch / 2 + rng.uniform(0, rh - ch)
     angle = rng.uniform(-10, 10)
-    fill = tuple(int(v) for v in np.asarray(photo).reshape(-1, 3).mean(0))
-    rotated = photo.rotate(angle, resample=Image.Resampling.BICUBIC, center=(cx, cy), fillcolor=fill)
-    view = rotated.crop((round(cx - cw / 2), round(cy - ch / 2), round(cx + cw / 2), round(cy + ch / 2)))
+    # rotate only a patch around the crop (its half-diagonal plus a margin), not the whole photo
+    radius = int(np.ceil(np.hypot(cw, ch) / 2)) + 2
+    patch = photo.crop((round(cx) - radius, round(cy) - radius, round(cx) + radius, round(cy) + radius))
+    fill = tuple(int(v) for v in np.asarray(patch).reshape(-1, 3).mean(0))
+    rotated = patch.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=fill)
+    view = rotated.crop((round(radius - cw / 2), round(radius - ch / 2), round(radius + cw / 2), round(radius + ch / 2)))
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         view = enhancer(view).enhance(rng.uniform(0.7, 1.3))
     long_side = int(rng.integers(256, 401))

@@ -1,0 +1,106 @@
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fsrlib.datasets import DatasetNotFoundError, load_dataset
+from fsrlib.datasets.mini import files_digest, load_mini, region_boxes
+
+
+def instance_of(path: str) -> str:
+    """'test/coffee_r3_v2.jpg' -> 'coffee_r3'."""
+    return re.sub(r"_v\d+\.jpg$", "", Path(path).name)
+
+
+def test_mini_form(mini_dataset):
+    ds = mini_dataset
+    assert len(ds.queries) == len(ds.gnd) == 28 and len(ds.images) == 140 and len(ds.train) == 168
+    for q, g in zip(ds.queries, ds.gnd):
+        assert set(g) >= {"ok", "junk", "bbx"}
+        assert {instance_of(ds.images[i]) for i in g["ok"]} == {instance_of(q)}
+        assert len(g["ok"]) == 5
+    assert all(ds.path(p).is_file() for p in ds.images + ds.queries + ds.train)
+
+
+def test_mini_train_and_test_regions_are_disjoint(mini_dataset):
+    test_instances = {instance_of(p) for p in mini_dataset.images + mini_dataset.queries}
+    train_instances = {instance_of(p) for p in mini_dataset.train}
+    assert not test_instances & train_instances
+    assert not set(mini_dataset.queries) & set(mini_dataset.train)
+
+
+def test_regions_do_not_overlap():
+    boxes = region_boxes(640, 480)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+@pytest.mark.slow
+def test_mini_is_deterministic(mini_dataset, tmp_path):
+    other = load_mini(tmp_path / "again")
+    files = list(other.images + other.queries + other.train)
+    assert files == list(mini_dataset.images + mini_dataset.queries + mini_dataset.train)
+    assert files_digest(other.root, files) == files_digest(mini_dataset.root, files)
+
+
+def test_damaged_mini_is_rebuilt(mini_dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "mini"
+    shutil.copytree(mini_dataset.root, copy)
+    victim = copy / mini_dataset.images[0]
+    victim.write_bytes(b"broken")
+    rebuilt = load_mini(copy)
+    assert rebuilt.path(mini_dataset.images[0]).read_bytes() != b"broken"
+
+
+def test_unknown_dataset():
+    with pytest.raises(KeyError, match="known datasets"):
+        load_dataset("imagenet21k")
+
+
+def test_absent_dataset_names_the_script(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="data_scripts/paris6k.py"):
+        load_dataset("paris6k", tmp_path)
+
+
+def write_gt(gt: Path, stem: str, query: str, box, good=(), ok=(), junk=()):
+    gt.mkdir(parents=True, exist_ok=True)
+    (gt / f"{stem}_query.txt").write_text(f"{query} {' '.join(str(float(v)) for v in box)}\n")
+    for kind, names in (("good", good), ("ok", ok), ("junk", junk)):
+        (gt / f"{stem}_{kind}.txt").write_text("".join(n + "\n" for n in names))
+
+
+def test_paris_layout_partial(tmp_path):
+    """A miniature Paris6k layout with missing images: ground truth is restricted and reported."""
+    for name in ("paris_louvre_000001", "paris_louvre_000002", "paris_pompidou_000003"):
+        folder = tmp_path / "paris" / name.split("_")[1]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(folder / f"{name}.jpg")
+    gt = tmp_path / "paris_120310"
+    write_gt(gt, "louvre_1", "paris_louvre_000001", (1, 2, 30, 40), good=["paris_louvre_000002"],
+             ok=["paris_louvre_999999"], junk=["paris_pompidou_000003"])
+    write_gt(gt, "pompidou_1", "paris_pompidou_000777", (0, 0, 10, 10), ok=["paris_pompidou_000003"])
+    with pytest.warns(UserWarning, match="partly present.*1 of 2 queries"):
+        ds = load_dataset("paris6k", tmp_path)
+    assert ds.images == ("paris/louvre/paris_louvre_000001.jpg", "paris/louvre/paris_louvre_000002.jpg",
+                         "paris/pompidou/paris_pompidou_000003.jpg")
+    assert ds.queries == ("paris/louvre/paris_louvre_000001.jpg",)
+    assert ds.gnd[0]["ok"] == [1] and ds.gnd[0]["junk"] == [2] and ds.gnd[0]["bbx"] == (1.0, 2.0, 30.0, 40.0)
+    assert ds.queries[0] not in ds.train
+    assert ds.split_items("query")[0].bbx == (1.0, 2.0, 30.0, 40.0)
+
+
+@pytest.mark.paris
+def test_shared_paris_subset(paris_root):
+    with pytest.warns(UserWarning, match="6 of 55 queries"):
+        ds = load_dataset("paris6k", paris_root)
+    assert len(ds.images) == 150
+    assert [g["id"] for g in ds.gnd] == ["defense_4", "defense_5", "eiffel_3", "invalides_2", "invalides_5",
+                                         "triomphe_5"]
+    assert all(g["ok"] for g in ds.gnd)
+    assert not set(ds.queries) & set(ds.train)
+    assert ds.queries[-1].endswith("paris_defense_000038.jpg")  # triomphe_5's query lies in defense/

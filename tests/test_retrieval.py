@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from fsrlib.retrieval import (average_precision, compute_map, l2_normalize, positive_positions, precision_at_k,
+                              rank_database)
+
+
+def oxford_compute_ap(ranked, pos, junk):
+    """Literal port of the loop in Oxford's compute_ap.cpp (the reference implementation)."""
+    old_recall, old_precision, ap, intersect, j = 0.0, 1.0, 0.0, 0, 0
+    for i in ranked:
+        if i in junk:
+            continue
+        if i in pos:
+            intersect += 1
+        recall = intersect / len(pos)
+        precision = intersect / (j + 1.0)
+        ap += (recall - old_recall) * ((old_precision + precision) / 2.0)
+        old_recall, old_precision = recall, precision
+        j += 1
+    return ap
+
+
+def ap_of(ranking, ok, junk=()):
+    return average_precision(positive_positions(np.array(ranking), ok, junk), len(ok))
+
+
+def test_perfect_ranking_is_one():
+    assert ap_of([3, 1, 0, 2], ok=[3, 1]) == pytest.approx(1.0)
+
+
+def test_hand_worked_two_positives():
+    # positives at ranks 0 and 2 of 2: (1 + 1)/2 * 1/2 + (1/2 + 2/3)/2 * 1/2 = 0.5 + 0.291666...
+    assert ap_of([5, 7, 6, 8], ok=[5, 6]) == pytest.approx(0.5 + (0.5 + 2 / 3) / 4)
+
+
+def test_junk_at_rank_zero_takes_no_rank():
+    # junk 9 first: removing it leaves the perfect ranking [5, 6, 7]
+    assert ap_of([9, 5, 6, 7], ok=[5, 6], junk=[9]) == pytest.approx(1.0)
+    # the same ranking without junk declared is worse
+    assert ap_of([9, 5, 6, 7], ok=[5, 6]) < 1.0
+
+
+def test_first_positive_last():
+    # one positive at rank 3 (0-based): (1/3 ... ) -> (0/3 + 1/4)/2 = 0.125
+    assert ap_of([1, 2, 3, 0], ok=[0]) == pytest.approx(0.125)
+
+
+def test_missing_positive_counts_as_not_found():
+    assert ap_of([0, 1], ok=[0, 99]) == pytest.approx(0.5)
+
+
+def test_agrees_with_oxford_reference_on_random_rankings():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(5, 40))
+        ranking = rng.permutation(n)
+        ids = rng.permutation(n)
+        ok = list(ids[: rng.integers(1, n // 2 + 1)])
+        junk = list(ids[len(ok): len(ok) + rng.integers(0, n // 4 + 1)])
+        assert ap_of(ranking, ok, junk) == pytest.approx(oxford_compute_ap(ranking, set(ok), set(junk)), abs=1e-12)
+
+
+def test_precision_at_k_revisitop_definition():
+    pos = np.array([0, 2])  # positives at 1-based ranks 1 and 3
+    assert precision_at_k(pos, 1) == 1.0
+    assert precision_at_k(pos, 3) == pytest.approx(2 / 3)
+    assert precision_at_k(pos, 10) == pytest.approx(2 / 3)  # kq capped at the last positive
+    with pytest.raises(ValueError):
+        precision_at_k(pos, 0)
+
+
+def test_compute_map_skips_queries_without_positives():
+    ranks = np.array([[0, 1, 0], [1, 0, 1], [2, 2, 2]])  # (n_db=3, n_q=3)
+    gnd = [{"ok": [0]}, {"ok": [0], "junk": [1]}, {"ok": []}]
+    m, aps, _, mpr = compute_map(ranks, gnd, kappas=(1,))
+    assert aps[0] == pytest.approx(1.0) and aps[1] == pytest.approx(1.0) and np.isnan(aps[2])
+    assert m == pytest.approx(1.0) and mpr[1] == pytest.approx(1.0)
+
+
+def test_compute_map_errors():
+    with pytest.raises(ValueError, match="ranks must be"):
+        compute_map(np.zeros((3, 2), dtype=int), [{"ok": [0]}])
+    with pytest.raises(ValueError, match="no query"):
+        compute_map(np.zeros((3, 1), dtype=int), [{"ok": []}])
+
+
+def test_rank_database_cosine_and_stable_ties():
+    db = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [1.0, 1.0]])
+    ranks = rank_database(np.array([[3.0, 0.0]]), db)
+    # db 0 and 2 tie at cosine 1 (normalisation removes the scale): stable order keeps 0 before 2
+    assert ranks[:, 0].tolist() == [0, 2, 3, 1]
+
+
+def test_shapes_are_checked():
+    with pytest.raises(ValueError, match="dim"):
+        rank_database(np.ones((1, 3)), np.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        l2_normalize(np.ones(3))
+
+
+def test_retrieval_module_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, fsrlib.retrieval; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
