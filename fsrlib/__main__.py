@@ -6,7 +6,7 @@ import sys
 from fractions import Fraction
 
 from .degrade import PAPER_RATIOS
-from .experiment import ExperimentConfig, pivot, run_experiment, save_table
+from .experiment import ExperimentConfig, pivot, run_experiment, save_table, worse_than_raw
 
 
 def parse_ratio(text: str) -> float:
@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--methods", nargs="+", default=["raw"])
     exp.add_argument("--degradation", choices=["uniform", "antialias"], default="uniform")
     exp.add_argument("--reference", choices=["input", "original"], default="input")
+    exp.add_argument("--epochs", type=int, default=6, help="training epochs of every trained method (paper: 6)")
+    exp.add_argument("--critic-iters", type=int, default=5, help="critic updates per generator update")
+    exp.add_argument("--train-dataset", default=None, help="train on this dataset's training split (cross-dataset)")
+    exp.add_argument("--train-data-dir", default=None)
     exp.add_argument("--seed", type=int, default=0)
     exp.add_argument("--device", default="cpu")
     exp.add_argument("--out", action="append", default=[], help="save the table (.csv or .json); repeatable")
@@ -38,11 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, backbone=args.backbone,
                            ratios=tuple(args.ratios), methods=tuple(args.methods), degradation=args.degradation,
-                           reference=args.reference, seed=args.seed, device=args.device)
+                           reference=args.reference, seed=args.seed, device=args.device, epochs=args.epochs,
+                           critic_iters=args.critic_iters, train_dataset=args.train_dataset,
+                           train_data_dir=args.train_data_dir)
     table = run_experiment(cfg, progress=not args.quiet)
     for metric in ("mAP", "mP@5", "distance"):
         print(f"\n{metric} on {cfg.dataset} ({cfg.backbone}), queries at each area ratio:")
         print(pivot(table, metric).round(4).to_string())
+    if table.attrs.get("trained_on"):
+        print(f"\ntrained methods learned from: {table.attrs['trained_on']}")
+    harmed = worse_than_raw(table)
+    if len(harmed):
+        print("\nwhere a method's mAP falls below the raw LR feature's (by more than 0.005):")
+        print(harmed.round(4).to_string(index=False))
     for path in args.out:
         print(f"saved {save_table(table, path)}")
     return 0

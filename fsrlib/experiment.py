@@ -12,8 +12,8 @@ on, so distances lie in [0, 2] as the paper's Fig. 2a/5 values suggest.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,8 @@ import pandas as pd
 from .datasets import RetrievalDataset, load_dataset
 from .degrade import PAPER_RATIOS, Method, Reference, ratio_label
 from .features import extract_features
+from .methods import METHODS, UNTRAINED
 from .retrieval import compute_map, l2_normalize, rank_database
-
-Enhancer = Callable[[np.ndarray, float], np.ndarray]
-
 
 @dataclass
 class ExperimentConfig:
@@ -39,10 +37,13 @@ class ExperimentConfig:
     degradation: Method = "uniform"
     reference: Reference = "input"
     kappas: tuple[int, ...] = (1, 5, 10)
+    epochs: int = 6
+    critic_iters: int = 5
     seed: int = 0
     device: str = "cpu"
     cache_dir: str | None = None
-    extra: dict = field(default_factory=dict)
+    train_dataset: str | None = None
+    train_data_dir: str | None = None
 
 
 def feature_kwargs(cfg: ExperimentConfig, progress: bool) -> dict:
@@ -68,23 +69,13 @@ def evaluate(enhanced: np.ndarray, hr: np.ndarray, db: np.ndarray, ds: Retrieval
     return row
 
 
-def identity_method(train: dict[float, np.ndarray], cfg: ExperimentConfig) -> Enhancer:
-    """``raw``: the bicubic low-resolution feature, not enhanced (the paper's "Raw representation")."""
-    return lambda features, ratio: features
-
-
-#: method name -> factory(training features by ratio, config) -> enhancer; trained methods register here.
-METHODS: dict[str, Callable[[dict[float, np.ndarray], ExperimentConfig], Enhancer]] = {"raw": identity_method}
-TRAINED: set[str] = set()
-
-
-def run_experiment(cfg: ExperimentConfig, *, progress: bool = True,
-                   train_dataset: RetrievalDataset | None = None) -> pd.DataFrame:
+def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFrame:
     """Run the core experiment; returns a tidy table (one row per method, ratio and metric).
 
-    Trained methods learn from ``train_dataset``'s training split (default: the
-    dataset's own, the paper's within-dataset protocol). Query images never
-    enter it: every loader keeps them out of ``train``.
+    Trained methods learn from the training split of ``cfg.train_dataset``
+    (default: the test dataset's own, the paper's within-dataset protocol; another
+    name gives the cross-dataset protocol). Query images never enter it: every
+    loader keeps them out of ``train``.
     """
     unknown = [m for m in cfg.methods if m not in METHODS]
     if unknown:
@@ -93,8 +84,10 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True,
     db = split_features(ds, "db", (), cfg, progress)[1.0]
     queries = split_features(ds, "query", cfg.ratios, cfg, progress)
     train: dict[float, np.ndarray] = {}
-    if any(m in TRAINED for m in cfg.methods):
-        source = train_dataset or ds
+    source = ds
+    if any(m not in UNTRAINED for m in cfg.methods):
+        if cfg.train_dataset is not None and cfg.train_dataset != ds.name:
+            source = load_dataset(cfg.train_dataset, cfg.train_data_dir)
         train = split_features(source, "train", cfg.ratios, cfg, progress)
     reference_row = evaluate(queries[1.0], queries[1.0], db, ds, cfg.kappas)
     records = [{"method": "hr", "ratio": ratio, **reference_row} for ratio in cfg.ratios]
@@ -109,7 +102,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True,
     tidy.insert(0, "dataset", ds.name)
     tidy.insert(1, "backbone", cfg.backbone)
     tidy.attrs["config"] = asdict(cfg)
-    tidy.attrs["trained_on"] = (train_dataset or ds).name if train else None
+    tidy.attrs["trained_on"] = f"{source.name} (train split, {len(source.train)} images)" if train else None
     return tidy
 
 
@@ -120,6 +113,20 @@ def pivot(table: pd.DataFrame, metric: str = "mAP") -> pd.DataFrame:
     wide = wide[sorted(wide.columns, reverse=True)]
     wide.columns = [ratio_label(r) for r in wide.columns]
     return wide
+
+
+def worse_than_raw(table: pd.DataFrame, metric: str = "mAP", tolerance: float = 0.005) -> pd.DataFrame:
+    """Rows ``(method, ratio, value, raw, drop)`` where a method scores below the raw LR feature.
+
+    "Never worse than raw" is the property an enhancement must have to be safe
+    to deploy; this lists every violation larger than ``tolerance``.
+    """
+    sub = table[table["metric"] == metric]
+    raw = sub[sub["method"] == "raw"].set_index("ratio")["value"]
+    rows = sub[~sub["method"].isin(["raw", "hr"])].copy()
+    rows["raw"] = rows["ratio"].map(raw)
+    rows["drop"] = rows["raw"] - rows["value"]
+    return rows[rows["drop"] > tolerance][["method", "ratio_label", "value", "raw", "drop"]]
 
 
 def save_table(table: pd.DataFrame, path: str | Path) -> Path:

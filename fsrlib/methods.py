@@ -1,0 +1,85 @@
+"""Feature-enhancement methods of the core experiment, by name.
+
+Each factory takes the training features ``{ratio: (N, D)}`` (ratio 1.0 is the
+HR target) and the experiment config, and returns an enhancer
+``(features (Q, D), ratio) -> (Q, D)``. One trained model serves every ratio,
+as in the paper.
+
+| name | what |
+|---|---|
+| ``raw`` | the bicubic LR feature, unchanged (paper: "Raw representation") |
+| ``ridge`` | closed-form ridge on the residual, penalty picked on held-out training images |
+| ``mlp`` | one-hidden-layer MLP, MSE |
+| ``cnn_baseline`` | the paper's G (Table 2) alone, plain MSE, no critic (Fig. 4 "CNN-Baseline") |
+| ``gan_distance`` | G + D, Eq. 7 and Eq. 8 (r = 1) |
+| ``fsrgan`` | G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN |
+| ``fsrgan_r3`` | as ``fsrgan`` with r = 3 |
+| ``fsrgan_residual`` | our variant: ``G(f) = f + Δ(f)``, Δ zero-initialised, same losses as ``fsrgan`` |
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .baselines import MLPConfig, RidgeConfig, train_mlp, train_ridge
+from .models import GeneratorConfig
+from .train import TrainConfig, train_fsrgan
+
+if TYPE_CHECKING:
+    from .experiment import ExperimentConfig
+
+Enhancer = Callable[[np.ndarray, float], np.ndarray]
+Features = dict[float, np.ndarray]
+
+
+def torch_enhancer(model: torch.nn.Module, device: str) -> Enhancer:
+    def enhance(features: np.ndarray, ratio: float) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.as_tensor(features, device=device)).cpu().numpy()
+
+    return enhance
+
+
+def raw(train: Features, cfg: ExperimentConfig) -> Enhancer:
+    return lambda features, ratio: features
+
+
+def ridge(train: Features, cfg: ExperimentConfig) -> Enhancer:
+    model = train_ridge(train, RidgeConfig(seed=cfg.seed))
+    return lambda features, ratio: model(features)
+
+
+def mlp(train: Features, cfg: ExperimentConfig) -> Enhancer:
+    model = train_mlp(train, MLPConfig(seed=cfg.seed, device=cfg.device, epochs=cfg.epochs))
+    return torch_enhancer(model, cfg.device)
+
+
+def train_config(cfg: ExperimentConfig, **changes) -> TrainConfig:
+    """The experiment's training settings (epochs, critic iterations, seed, device) plus ``changes``."""
+    base = TrainConfig(epochs=cfg.epochs, critic_iters=cfg.critic_iters, seed=cfg.seed, device=cfg.device)
+    return replace(base, **changes)
+
+
+def generator_method(**changes) -> Callable[[Features, "ExperimentConfig"], Enhancer]:
+    def factory(train: Features, cfg: ExperimentConfig) -> Enhancer:
+        result = train_fsrgan(train, train_config(cfg, **changes))
+        return torch_enhancer(result.generator, cfg.device)
+
+    return factory
+
+
+METHODS: dict[str, Callable[[Features, "ExperimentConfig"], Enhancer]] = {
+    "raw": raw,
+    "ridge": ridge,
+    "mlp": mlp,
+    "cnn_baseline": generator_method(loss="mse"),
+    "gan_distance": generator_method(loss="gan", r=1.0),
+    "fsrgan": generator_method(loss="gan", r=2.0),
+    "fsrgan_r3": generator_method(loss="gan", r=3.0),
+    "fsrgan_residual": generator_method(loss="gan", r=2.0, generator=GeneratorConfig(residual=True)),
+}
+UNTRAINED = {"raw"}

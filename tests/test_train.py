@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import torch
+
+from fsrlib.baselines import MLPConfig, fit_ridge_residual, train_mlp, train_ridge
+from fsrlib.models import GeneratorConfig
+from fsrlib.pairs import make_pairs, split_by_image
+from fsrlib.train import TrainConfig, load_generator, train_fsrgan, validation_distance
+
+DIM = 64
+
+
+@pytest.fixture(scope="module")
+def features():
+    """Synthetic pairs: LR features are HR features shrunk toward a common direction, more at smaller ratios."""
+    rng = np.random.default_rng(0)
+    hr = rng.normal(size=(120, DIM)).astype(np.float32)
+    hr /= np.linalg.norm(hr, axis=1, keepdims=True)
+    common = np.ones(DIM, np.float32) / np.sqrt(DIM)
+    out = {1.0: hr}
+    for ratio in (1 / 4, 1 / 16):
+        lr = (1 - ratio) * 0.5 * common + (0.5 + ratio) * hr
+        out[ratio] = (lr / np.linalg.norm(lr, axis=1, keepdims=True)).astype(np.float32)
+    return out
+
+
+def small_config(**kw):
+    base = dict(epochs=2, batch_size=32, critic_iters=1, val_fraction=0.2, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_pairs_mix_ratios_and_split_by_image(features):
+    pairs = make_pairs(features)
+    assert len(pairs) == 240 and pairs.lr.shape == (240, DIM)
+    assert set(pairs.ratio.tolist()) == {1 / 4, 1 / 16}
+    train, val = split_by_image(pairs, 0.25, seed=0)
+    assert not set(train.image.tolist()) & set(val.image.tolist())
+    assert len(set(val.image.tolist())) == 30
+    with pytest.raises(ValueError, match="ratio 1.0"):
+        make_pairs({0.25: features[0.25]})
+
+
+def test_cnn_baseline_lowers_the_distance(features):
+    result = train_fsrgan(features, small_config(loss="mse", epochs=15, lr=1e-3))
+    first, last = result.history["epochs"][0]["val_distance"], result.history["epochs"][-1]["val_distance"]
+    assert np.mean(list(last.values())) < np.mean(list(first.values()))
+    assert result.critic is None
+
+
+def test_gan_history_callback_and_clipping(features, capsys):
+    events = []
+    result = train_fsrgan(features, small_config(), callback=events.append)
+    assert capsys.readouterr().out == ""  # the loop never prints
+    steps = [e for e in events if e["event"] == "step"]
+    assert {"critic_loss", "wasserstein", "generator_loss", "adversarial", "distance_term"} <= set(steps[0])
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [0, 1]
+    assert set(result.history["epochs"][-1]["val_distance"]) == {1 / 4, 1 / 16}
+    assert max(p.abs().max() for p in result.critic.parameters()) <= 0.01 + 1e-9
+
+
+def test_gradient_penalty_option_leaves_weights_unclipped(features):
+    result = train_fsrgan(features, small_config(gp_weight=10.0, epochs=1))
+    assert max(p.abs().max() for p in result.critic.parameters()) > 0.01
+
+
+def test_same_seed_same_model(features):
+    a = train_fsrgan(features, small_config(epochs=1)).generator
+    b = train_fsrgan(features, small_config(epochs=1)).generator
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_checkpoint_resume_and_rebuild(features, tmp_path):
+    ckpt = tmp_path / "g.pt"
+    full = train_fsrgan(features, small_config(epochs=3))
+    train_fsrgan(features, small_config(epochs=2), checkpoint=ckpt)
+    resumed = train_fsrgan(features, small_config(epochs=3), checkpoint=ckpt, resume=True)
+    assert len(resumed.history["epochs"]) == 3
+    for pa, pb in zip(full.generator.parameters(), resumed.generator.parameters()):
+        torch.testing.assert_close(pa, pb)
+    rebuilt = load_generator(ckpt)
+    x = torch.as_tensor(features[1 / 4][:5])
+    with torch.no_grad():
+        assert rebuilt(x).shape == (5, DIM)
+    with pytest.raises(ValueError, match="different config"):
+        train_fsrgan(features, small_config(epochs=3, lr=1e-2), checkpoint=ckpt, resume=True)
+
+
+def test_residual_variant_starts_at_raw(features):
+    result = train_fsrgan(features, small_config(epochs=0, generator=GeneratorConfig(residual=True)))
+    pairs = make_pairs(features)
+    raw = (pairs.lr - pairs.hr).norm(dim=1).mean()
+    assert np.mean(list(validation_distance(result.generator, pairs).values())) == pytest.approx(float(raw), rel=1e-5)
+
+
+def test_bad_loss_name(features):
+    with pytest.raises(ValueError, match="loss"):
+        train_fsrgan(features, small_config(loss="hinge"))
+
+
+def test_ridge_recovers_a_linear_map():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 8))
+    a = rng.normal(size=(8, 8)) * 0.3
+    y = x @ a + 0.5
+    model = fit_ridge_residual(x, y, penalty=1e-8)
+    np.testing.assert_allclose(model(x.astype(np.float32)), y, atol=1e-4)
+
+
+def test_ridge_large_penalty_is_the_identity(features):
+    model = fit_ridge_residual(features[1 / 4], features[1.0], penalty=1e12)
+    np.testing.assert_allclose(model(features[1 / 4]), features[1 / 4] + model.bias, atol=1e-5)
+
+
+def test_ridge_and_mlp_beat_raw_on_synthetic_pairs(features):
+    raw = np.linalg.norm(features[1 / 16] - features[1.0], axis=1).mean()
+    ridge = train_ridge(features)
+    assert np.linalg.norm(ridge(features[1 / 16]) - features[1.0], axis=1).mean() < raw
+    mlp = train_mlp(features, MLPConfig(epochs=60, hidden=256))
+    with torch.no_grad():
+        out = mlp(torch.as_tensor(features[1 / 16])).numpy()
+    assert np.linalg.norm(out - features[1.0], axis=1).mean() < raw
