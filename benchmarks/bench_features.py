@@ -45,7 +45,7 @@ def main() -> None:
     print("| backbone | batch | threads | images/s (forward only) |\n|---|---|---|---|")
     for name in BACKBONES:
         for threads in sorted({1, torch.get_num_threads()}):
-            for batch in (1, 16, 64):
+            for batch in (1, 4, 8, 16, 64):
                 try:
                     ips = forward_throughput(name, batch, threads, args.images, args.device)
                 except WeightsUnavailableError:

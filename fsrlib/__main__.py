@@ -6,7 +6,9 @@ import sys
 from fractions import Fraction
 
 from .degrade import PAPER_RATIOS
-from .experiment import ExperimentConfig, pivot, run_experiment, save_table, worse_than_raw
+from .methods import DEFAULT_METHODS, METHODS
+from .experiment import (PROFILES, ExperimentConfig, pivot, profile_settings, run_experiment, save_table,
+                         worse_than_raw)
 
 
 def parse_ratio(text: str) -> float:
@@ -24,11 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--data-dir", default=None)
     exp.add_argument("--backbone", default="efficientnet_lite0")
     exp.add_argument("--ratios", nargs="+", type=parse_ratio, default=list(PAPER_RATIOS))
-    exp.add_argument("--methods", nargs="+", default=["raw"])
+    exp.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                     help=f"any of: {', '.join(METHODS)}")
     exp.add_argument("--degradation", choices=["uniform", "antialias"], default="uniform")
     exp.add_argument("--reference", choices=["input", "original"], default="input")
-    exp.add_argument("--epochs", type=int, default=6, help="training epochs of every trained method (paper: 6)")
-    exp.add_argument("--critic-iters", type=int, default=5, help="critic updates per generator update")
+    exp.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
+                     help="training budget: 'cpu' (book default) or 'paper' (6 epochs, 5 critic updates)")
+    exp.add_argument("--epochs", type=int, default=None, help="override the profile's training epochs")
+    exp.add_argument("--critic-iters", type=int, default=None,
+                     help="override the profile's critic updates per generator update")
     exp.add_argument("--train-dataset", default=None, help="train on this dataset's training split (cross-dataset)")
     exp.add_argument("--train-data-dir", default=None)
     exp.add_argument("--seed", type=int, default=0)
@@ -40,11 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    budget = profile_settings(args.profile)
+    budget.update({k: v for k, v in (("epochs", args.epochs), ("critic_iters", args.critic_iters)) if v is not None})
     cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, backbone=args.backbone,
                            ratios=tuple(args.ratios), methods=tuple(args.methods), degradation=args.degradation,
-                           reference=args.reference, seed=args.seed, device=args.device, epochs=args.epochs,
-                           critic_iters=args.critic_iters, train_dataset=args.train_dataset,
-                           train_data_dir=args.train_data_dir)
+                           reference=args.reference, seed=args.seed, device=args.device, **budget,
+                           train_dataset=args.train_dataset, train_data_dir=args.train_data_dir)
     table = run_experiment(cfg, progress=not args.quiet)
     for metric in ("mAP", "mP@5", "distance"):
         print(f"\n{metric} on {cfg.dataset} ({cfg.backbone}), queries at each area ratio:")

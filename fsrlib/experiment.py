@@ -46,6 +46,21 @@ class ExperimentConfig:
     train_data_dir: str | None = None
 
 
+#: Training budgets. "paper": Sec. 3.3's 6 epochs and WGAN's 5 critic updates per generator update, sized for
+#: benchmarks of thousands of images. "cpu": the book's default on the small mini/Paris-subset training sets
+#: (~150 images, so an epoch is ~20 generator steps), a few minutes per trained method on a 2-core CPU.
+PROFILES: dict[str, dict[str, int]] = {"paper": {"epochs": 6, "critic_iters": 5},
+                                       "cpu": {"epochs": 20, "critic_iters": 2}}
+
+
+def profile_settings(profile: str) -> dict[str, int]:
+    """Training settings of a named size profile (see :data:`PROFILES`)."""
+    try:
+        return dict(PROFILES[profile])
+    except KeyError:
+        raise KeyError(f"unknown profile {profile!r}; known profiles: {sorted(PROFILES)}") from None
+
+
 def feature_kwargs(cfg: ExperimentConfig, progress: bool) -> dict:
     return {"backbone": cfg.backbone, "method": cfg.degradation, "reference": cfg.reference,
             "device": cfg.device, "cache_dir": cfg.cache_dir, "progress": progress}

@@ -119,7 +119,7 @@ def extract_features(
     method: Method = "uniform",
     reference: Reference = "input",
     device: str = "cpu",
-    batch_size: int = 32,
+    batch_size: int = 8,
     chunk_size: int = 256,
     store_dtype: str = "float16",
     cache_dir: str | Path | None = None,

@@ -83,3 +83,5 @@ METHODS: dict[str, Callable[[Features, "ExperimentConfig"], Enhancer]] = {
     "fsrgan_residual": generator_method(loss="gan", r=2.0, generator=GeneratorConfig(residual=True)),
 }
 UNTRAINED = {"raw"}
+#: What the core experiment runs unless told otherwise: the paper's method, our variant, and the baselines.
+DEFAULT_METHODS = ("raw", "ridge", "mlp", "cnn_baseline", "fsrgan", "fsrgan_residual")

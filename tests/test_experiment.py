@@ -4,20 +4,28 @@ import numpy as np
 import pytest
 
 from fsrlib.__main__ import main, parse_ratio
-from fsrlib.experiment import ExperimentConfig, pivot, run_experiment, save_table
+from fsrlib.experiment import ExperimentConfig, pivot, profile_settings, run_experiment, save_table, worse_than_raw
 
 
 @pytest.fixture(scope="module")
-def mini_table(tmp_path_factory):
-    cache = str(tmp_path_factory.mktemp("cache"))
-    cfg = ExperimentConfig(ratios=(0.25, 1 / 64), cache_dir=cache, data_dir=str(tmp_path_factory.mktemp("d") / "m"))
+def shared_cache(tmp_path_factory):
+    """One cache for this module, so the CLI test reuses the features the table fixture extracted."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+@pytest.fixture(scope="module")
+def mini_table(shared_cache):
+    cfg = ExperimentConfig(ratios=(0.25, 1 / 64), cache_dir=str(shared_cache),
+                           data_dir=str(shared_cache / "datasets" / "mini-v1"),
+                           methods=("raw", "ridge", "cnn_baseline"), epochs=1)
     return run_experiment(cfg, progress=False)
 
 
 def test_table_is_tidy_and_complete(mini_table):
     assert set(mini_table.columns) == {"dataset", "backbone", "method", "ratio", "ratio_label", "metric", "value"}
     assert set(mini_table["metric"]) == {"distance", "mAP", "mP@1", "mP@5", "mP@10"}
-    assert set(mini_table["method"]) == {"hr", "raw"}
+    assert set(mini_table["method"]) == {"hr", "raw", "ridge", "cnn_baseline"}
+    assert mini_table.attrs["trained_on"].startswith("mini (train split")
     assert np.isfinite(mini_table["value"]).all()
 
 
@@ -37,16 +45,43 @@ def test_save_csv_and_json(mini_table, tmp_path):
         save_table(mini_table, tmp_path / "t.xlsx")
 
 
+def test_worse_than_raw_lists_only_real_drops(mini_table):
+    import pandas as pd
+
+    rows = [("raw", 0.25, 0.80), ("good", 0.25, 0.81), ("bad", 0.25, 0.70), ("hr", 0.25, 0.9), ("noise", 0.25, 0.799)]
+    table = pd.DataFrame([{"method": m, "ratio": r, "ratio_label": "1/4", "metric": "mAP", "value": v}
+                          for m, r, v in rows])
+    harmed = worse_than_raw(table, tolerance=0.005)
+    assert harmed["method"].tolist() == ["bad"] and harmed["drop"].iloc[0] == pytest.approx(0.10)
+
+
+@pytest.mark.slow
+def test_residual_fsrgan_is_never_much_worse_than_raw(tmp_path):
+    """The property our variant was designed for, on the mini dataset with the book's CPU budget."""
+    cfg = ExperimentConfig(methods=("raw", "fsrgan_residual"), ratios=(1 / 4, 1 / 16, 1 / 64), epochs=20,
+                           critic_iters=2, cache_dir=str(tmp_path))
+    table = run_experiment(cfg, progress=False)
+    assert worse_than_raw(table, tolerance=0.02).empty
+
+
+def test_profiles():
+    assert profile_settings("paper") == {"epochs": 6, "critic_iters": 5}
+    with pytest.raises(KeyError, match="known profiles"):
+        profile_settings("huge")
+
+
 def test_unknown_method():
     with pytest.raises(KeyError, match="known methods"):
         run_experiment(ExperimentConfig(methods=("magic",)), progress=False)
 
 
-def test_cli(tmp_path, capsys):
+def test_cli(mini_table, shared_cache, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FSRLIB_CACHE", str(shared_cache))
     out = tmp_path / "r.csv"
-    assert main(["experiment", "--ratios", "1/16", "--quiet", "--out", str(out)]) == 0
+    assert main(["experiment", "--ratios", "1/4", "1/64", "--methods", "raw", "ridge", "--quiet", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "mAP on mini" in text and "1/16" in text and out.is_file()
+    assert "mAP on mini" in text and "1/64" in text and "ridge" in text and out.is_file()
+    assert "trained methods learned from: mini (train split, 168 images)" in text
 
 
 def test_parse_ratio():
