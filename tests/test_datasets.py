@@ -62,8 +62,8 @@ def test_unknown_dataset():
         load_dataset("imagenet21k")
 
 
-def test_absent_dataset_names_the_script(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="data_scripts/paris6k.py"):
+def test_absent_dataset_says_what_to_fetch(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="paris_120310.tgz"):
         load_dataset("paris6k", tmp_path)
 
 

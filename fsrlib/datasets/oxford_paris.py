@@ -17,9 +17,9 @@ from .base import RetrievalDataset
 #: Layout of each benchmark once its archives are extracted under a root.
 LAYOUTS: dict[str, dict[str, Any]] = {
     "paris6k": {"images": "paris", "gt": "paris_120310", "prefix": "", "n_images": 6392, "n_queries": 55,
-                "script": "data_scripts/paris6k.py"},
+                "archives": "paris_1-v1.tgz, paris_2-v1.tgz and paris_120310.tgz"},
     "oxford5k": {"images": "oxbuild_images", "gt": "gt_files_170407", "prefix": "oxc1_", "n_images": 5062,
-                 "n_queries": 55, "script": "data_scripts/oxford5k.py"},
+                 "n_queries": 55, "archives": "oxbuild_images-v1.tgz and gt_files_170407.tgz"},
 }
 
 
@@ -47,8 +47,9 @@ def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
     image_dir, gt_dir = root / layout["images"], root / layout["gt"]
     if not image_dir.is_dir() or not gt_dir.is_dir():
         raise DatasetNotFoundError(
-            f"{name} not found under {root} (need {layout['images']}/ and {layout['gt']}/). "
-            f"Download it with: python {layout['script']} --root {root}"
+            f"{name} not found under {root}: need {layout['images']}/ and {layout['gt']}/. Download "
+            f"{layout['archives']} from the Oxford VGG site and extract them into {root} "
+            "(or pass data_dir= the folder where they are)."
         )
     on_disk = {p.stem: p.relative_to(root).as_posix() for p in sorted(image_dir.rglob("*.jpg"))}
     images = sorted(on_disk.values())
