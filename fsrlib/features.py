@@ -22,7 +22,6 @@ import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,20 +36,33 @@ from .degrade import Method, Reference, degrade, ratio_label
 from .imageio import load_image
 from .paths import cache_root
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STORE_DTYPES = ("float16", "float32")
 
 
 def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: BackboneSpec, ratio: float,
               method: str, reference: str, store_dtype: str) -> dict:
-    """Everything a cached feature array depends on, as a JSON-able dict."""
-    listing = hashlib.sha256(json.dumps([asdict(it) for it in items]).encode()).hexdigest()
+    """Everything a cached feature array depends on, as a JSON-able dict.
+
+    The image listing covers each path, crop box and file size (a replaced file
+    almost always changes size), plus the dataset's content ``version``.
+    """
+    listing = [[it.path, it.bbx, _file_size(dataset.path(it.path))] for it in items]
+    digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
     return {
-        "format": FORMAT_VERSION, "dataset": dataset.name, "images_sha256": listing, "n_images": len(items),
+        "format": FORMAT_VERSION, "dataset": dataset.name, "dataset_version": dataset.version,
+        "images_sha256": digest, "n_images": len(items),
         "backbone": spec.name, "weights": spec.weights_id, "preprocess_version": spec.preprocess_version,
         "input_size": spec.input_size, "ratio": float(ratio), "method": method, "reference": reference,
         "store_dtype": store_dtype,
     }
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1  # a missing file is reported by the loader when it is read
 
 
 def key_digest(key: dict) -> str:

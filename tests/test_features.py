@@ -112,3 +112,14 @@ def test_unreadable_image_names_the_file(tiny_dataset, tmp_path):
 
     with pytest.raises(ImageReadError, match="img4.png"):
         run(tiny_dataset, tmp_path, ratios=(1.0,))
+
+
+def test_replaced_image_invalidates_the_cache(tiny_dataset, tmp_path):
+    first = run(tiny_dataset, tmp_path, ratios=(1.0,))[1.0]
+    import skimage.data
+    from PIL import Image
+
+    Image.fromarray(skimage.data.coffee()[:150, :200]).save(tiny_dataset.root / "img0.png")  # same name, new photo
+    second = run(tiny_dataset, tmp_path, ratios=(1.0,))[1.0]
+    assert len(entry_files(tmp_path)) == 2
+    assert not np.allclose(first[0], second[0]) and np.allclose(first[1:], second[1:], atol=1e-6)

@@ -35,6 +35,7 @@ class RetrievalDataset:
     train: tuple[str, ...] = ()
     exif_transpose: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    version: str = ""
 
     def __post_init__(self) -> None:
         if len(self.queries) != len(self.gnd):

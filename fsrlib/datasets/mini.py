@@ -177,6 +177,7 @@ def load_mini(root: str | Path | None = None) -> RetrievalDataset:
         name="mini", root=root, images=tuple(manifest["images"]), queries=tuple(manifest["queries"]),
         gnd=tuple({**g, "bbx": None} for g in manifest["gnd"]), train=tuple(manifest["train"]),
         notes=("smoke-scale stand-in built from sample photographs in installed wheels; not a benchmark",),
+        version=manifest["sha256"],
     )
 
 
