@@ -7,6 +7,7 @@ setup:
 	bash scripts/setup_venv.sh
 
 book: setup
+	.venv/bin/python scripts/execute_book.py
 	.venv/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W --keep-going
 	@echo "Book built: open _build/html/index.html"
 

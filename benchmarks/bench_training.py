@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
+    pairs_per_second(1280, "mse", 1, 2, args.batch, args.device)  # warm-up: thread pools, allocator
     print(f"torch threads: {torch.get_num_threads()}, batch {args.batch}")
     print("| dim | loss | critic iters | pairs/s (generator steps) |\n|---|---|---|---|")
     for dim in (1280, 4096):

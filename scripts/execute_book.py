@@ -1,0 +1,58 @@
+"""Execute every chapter of the book in place, so the committed notebooks carry the outputs the build shows.
+
+    .venv/bin/python scripts/execute_book.py [chapter.ipynb ...]
+
+Chapters are taken from book/_toc.yml. A chapter whose execution fails is left untouched on disk and the script
+exits non-zero, naming the cell. Timing per chapter is printed (the README's time budget comes from here).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_notebooks() -> list[Path]:
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    files = [toc["root"]] + [entry["file"] for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}])
+                             for entry in part["chapters"]]
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").is_file()]
+
+
+def execute(path: Path, timeout: int = 1800) -> float:
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                   record_timing=False).execute()
+    elapsed = time.perf_counter() - start
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+    return elapsed
+
+
+def main(argv: list[str]) -> int:
+    chapters = [Path(a).resolve() for a in argv] or toc_notebooks()
+    total = 0.0
+    for path in chapters:
+        try:
+            seconds = execute(path)
+        except CellExecutionError as err:
+            print(f"[book] {path.relative_to(ROOT)} FAILED; the notebook on disk is unchanged\n{err}", file=sys.stderr)
+            return 1
+        total += seconds
+        print(f"[book] executed {path.relative_to(ROOT)} in {seconds:.0f} s")
+    print(f"[book] all chapters executed in {total:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
