@@ -38,3 +38,48 @@ def plot_metric_vs_ratio(table: pd.DataFrame, metric: str, ax: plt.Axes | None =
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return ax
+
+
+def show_retrievals(ax_row, query_image, database_images, ranked: list[int], positives: set[int],
+                    title: str = "query") -> None:
+    """Draw a query and its top retrievals on a row of axes; green frame = positive, red = not."""
+    ax_row[0].imshow(query_image)
+    ax_row[0].set_title(title, fontsize="small")
+    for ax, idx in zip(ax_row[1:], ranked):
+        ax.imshow(database_images[idx])
+        color = "#2ca02c" if idx in positives else "#d62728"
+        for spine in ax.spines.values():
+            spine.set_edgecolor(color)
+            spine.set_linewidth(4)
+    for ax in ax_row:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def retrieval_explorer(dataset, queries: dict, database, k: int = 5):
+    """An ipywidgets view: pick a query and a ratio, see the LR query and its top-k retrievals.
+
+    ``queries`` is ``{ratio: (Q, D)}`` and ``database`` the ``(N, D)`` full-resolution features. Needs a
+    running kernel; chapters put a static figure made with :func:`show_retrievals` beside it.
+    """
+    import ipywidgets as widgets
+
+    from .analysis import top_k
+    from .degrade import degrade, ratio_label
+    from .imageio import load_image
+
+    by_label = {ratio_label(r): r for r in sorted(queries, reverse=True)}
+
+    def draw(query: int, ratio: str) -> None:
+        r = by_label[ratio]
+        gt = dataset.gnd[query]
+        image = load_image(dataset.path(dataset.queries[query]), gt.get("bbx"), exif_transpose=dataset.exif_transpose)
+        ranked = list(top_k(queries[r][query:query + 1], database, k=k)[0])
+        images = {i: degrade(load_image(dataset.path(dataset.images[i])), 1.0).upsampled for i in ranked}
+        fig, axes = plt.subplots(1, k + 1, figsize=(2 * (k + 1), 2.2))
+        show_retrievals(axes, degrade(image, r).upsampled, images, ranked, set(gt["ok"]),
+                        title=f"query {query} at {ratio}")
+        plt.show()
+
+    return widgets.interactive(draw, query=widgets.IntSlider(0, 0, len(dataset.queries) - 1),
+                               ratio=widgets.Dropdown(options=list(by_label), value=list(by_label)[-1]))
