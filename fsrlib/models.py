@@ -163,3 +163,23 @@ def layer_table(model: nn.Module, feature_dim: int) -> list[tuple[str, tuple[int
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+#: Output sizes printed in the paper (Table 2: G, Table 3: D) for a 4096-d feature.
+PAPER_TABLE2: list[tuple[str, str]] = [("conv 8x8/1", "64x64x4"), ("conv 5x5/2", "32x32x8"), ("conv 5x5/1", "32x32x16"),
+                                       ("conv 5x5/2", "16x16x32"), ("conv 5x5/1", "16x16x64"),
+                                       ("conv 5x5/2", "8x8x128"), ("linear", "4096")]
+PAPER_TABLE3: list[tuple[str, str]] = [("conv 5x5/2", "32x32x8"), ("conv 5x5/2", "16x16x16"), ("conv 3x3/2", "8x8x32"),
+                                       ("conv 3x3/1", "8x8x64"), ("linear", "1")]
+
+
+def architecture_table(model: nn.Module, feature_dim: int, paper: list[tuple[str, str]] | None = None):
+    """Layer, output size and parameters of ``model`` as a DataFrame, with the paper's output size beside."""
+    import pandas as pd
+
+    rows = [{"layer": name, "output": "x".join(str(s) for s in shape), "parameters": params}
+            for name, shape, params in layer_table(model, feature_dim)]
+    table = pd.DataFrame(rows)
+    if paper is not None:
+        table["paper output"] = [size for _, size in paper][: len(table)]
+    return table
