@@ -27,7 +27,7 @@ import torch
 
 from .baselines import MLPConfig, RidgeConfig, train_mlp, train_ridge
 from .models import GeneratorConfig
-from .train import TrainConfig, train_fsrgan
+from .train import TrainConfig, train_cached
 
 if TYPE_CHECKING:
     from .experiment import ExperimentConfig
@@ -66,7 +66,7 @@ def train_config(cfg: ExperimentConfig, **changes) -> TrainConfig:
 
 def generator_method(**changes) -> Callable[[Features, "ExperimentConfig"], Enhancer]:
     def factory(train: Features, cfg: ExperimentConfig) -> Enhancer:
-        result = train_fsrgan(train, train_config(cfg, **changes))
+        result = train_cached(train, train_config(cfg, **changes), cache_dir=cfg.cache_dir)
         return torch_enhancer(result.generator, cfg.device)
 
     return factory

@@ -8,6 +8,8 @@ update. Checkpoints store ``asdict(config)`` and can be resumed.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,6 +22,7 @@ import torch
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
+from .paths import cache_root
 from .seed import set_seed
 
 
@@ -151,6 +154,26 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
             _save_state(checkpoint, config, generator, critic, opt_g, opt_d, epoch + 1, history, generator_seed)
     generator.eval()
     return TrainResult(generator=generator, critic=critic, history=history, config=config)
+
+
+def training_key(features: Mapping[float, np.ndarray], config: TrainConfig) -> str:
+    """Digest of the training features (values and ratios) and the full config."""
+    h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    for ratio in sorted(features):
+        h.update(repr(float(ratio)).encode())
+        h.update(np.ascontiguousarray(features[ratio], dtype=np.float32).tobytes())
+    return h.hexdigest()[:20]
+
+
+def train_cached(features: Mapping[float, np.ndarray], config: TrainConfig, *, cache_dir: str | Path | None = None,
+                 callback: Callable[[dict], None] | None = None) -> TrainResult:
+    """:func:`train_fsrgan` with its checkpoint kept under ``<cache>/models/``, keyed by features and config.
+
+    A finished run is loaded instead of retrained (a warm book build trains nothing); an interrupted one resumes.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else cache_root()
+    path = folder / "models" / f"{config.loss}-r{config.r:g}-{training_key(features, config)}.pt"
+    return train_fsrgan(features, config, callback=callback, checkpoint=path, resume=True)
 
 
 def _save_state(path, config, generator, critic, opt_g, opt_d, epoch, history, rng) -> None:

@@ -121,3 +121,23 @@ def test_ridge_and_mlp_beat_raw_on_synthetic_pairs(features):
     with torch.no_grad():
         out = mlp(torch.as_tensor(features[1 / 16])).numpy()
     assert np.linalg.norm(out - features[1.0], axis=1).mean() < raw
+
+
+def test_train_cached_loads_a_finished_run(features, tmp_path, monkeypatch):
+    from fsrlib import train as train_module
+
+    first = train_module.train_cached(features, small_config(epochs=1), cache_dir=tmp_path)
+    assert len(list((tmp_path / "models").glob("*.pt"))) == 1
+
+    def no_steps(*a, **k):
+        raise AssertionError("a cached run was trained again")
+
+    monkeypatch.setattr(train_module, "generator_step", no_steps)
+    again = train_module.train_cached(features, small_config(epochs=1), cache_dir=tmp_path)
+    for pa, pb in zip(first.generator.parameters(), again.generator.parameters()):
+        torch.testing.assert_close(pa, pb)
+    assert again.history == first.history
+    other = {r: f * 0.5 for r, f in features.items()}  # other training data: another key
+    monkeypatch.undo()
+    train_module.train_cached(other, small_config(epochs=1), cache_dir=tmp_path)
+    assert len(list((tmp_path / "models").glob("*.pt"))) == 2
