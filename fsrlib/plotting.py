@@ -83,3 +83,33 @@ def retrieval_explorer(dataset, queries: dict, database, k: int = 5):
 
     return widgets.interactive(draw, query=widgets.IntSlider(0, 0, len(dataset.queries) - 1),
                                ratio=widgets.Dropdown(options=list(by_label), value=list(by_label)[-1]))
+
+
+def history_frames(history: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training history as two tidy frames: per step (losses) and per epoch (validation distance by ratio)."""
+    from .degrade import ratio_label
+
+    steps = pd.DataFrame([{k: v for k, v in s.items() if k != "event"} for s in history["steps"]])
+    epochs = pd.DataFrame([{"epoch": e["epoch"], "ratio": ratio_label(r), "val_distance": d}
+                           for e in history["epochs"] for r, d in sorted(e["val_distance"].items(), reverse=True)])
+    return steps, epochs
+
+
+def plot_training_history(history: dict, axes, smooth: int = 5) -> None:
+    """Three panels: generator loss terms, the critic's Wasserstein estimate, validation distance per ratio."""
+    steps, epochs = history_frames(history)
+    roll = steps.rolling(smooth, min_periods=1).mean()
+    terms = [c for c in ("generator_loss", "adversarial", "distance_term") if c in steps]
+    for col in terms:
+        axes[0].plot(steps["step"], roll[col], label=col.replace("_", " "))
+    axes[0].set_xlabel("generator step")
+    axes[0].set_ylabel(f"loss (moving average of {smooth})")
+    axes[0].legend(fontsize="small")
+    if "wasserstein" in steps:
+        axes[1].plot(steps["step"], roll["wasserstein"], color="#d62728")
+    axes[1].set_xlabel("generator step")
+    axes[1].set_ylabel("critic's Wasserstein estimate\n-(Eq. 7)")
+    sns.lineplot(data=epochs, x="epoch", y="val_distance", hue="ratio", marker="o", ax=axes[2], palette="viridis")
+    axes[2].set_ylabel("validation ||G(F_LR) - F_HR||")
+    for ax in axes:
+        ax.grid(alpha=0.3)
