@@ -8,7 +8,8 @@ import seaborn as sns
 #: Fixed colour of each method in every figure of the book.
 METHOD_COLORS: dict[str, str] = {
     "hr": "#222222", "raw": "#8c8c8c", "bicubic": "#8c8c8c", "ridge": "#1f77b4", "mlp": "#17becf",
-    "cnn_baseline": "#9467bd", "fsrgan": "#d62728", "fsrgan_residual": "#ff7f0e", "srcnn": "#2ca02c",
+    "cnn_baseline": "#9467bd", "gan_distance": "#e377c2", "fsrgan": "#d62728", "fsrgan_r3": "#8c564b",
+    "fsrgan_residual": "#ff7f0e", "srcnn": "#2ca02c",
     "vdsr": "#bcbd22",
 }
 METHOD_LABELS: dict[str, str] = {"hr": "full-resolution query", "raw": "raw LR feature (bicubic)"}
