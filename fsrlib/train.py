@@ -82,7 +82,8 @@ def generator_step(generator: FeatureGenerator, critic: FeatureCritic | None, op
         parts = generator_loss(critic(fake), fake, hr, config.r, config.distance_weight)
         loss = parts["total"]
         terms = {"generator_loss": float(loss.detach()), "adversarial": float(parts["adversarial"].detach()),
-                 "distance_term": float(parts["distance"].detach()), "distance": float((fake.detach() - hr).norm(dim=1).mean())}
+                 "distance_term": float(parts["distance"].detach()),
+                 "distance": float((fake.detach() - hr).norm(dim=1).mean())}
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -1,9 +1,6 @@
 """The book: a chapter runs under papermill with non-default parameters; the built site has every page."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat

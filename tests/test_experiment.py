@@ -78,7 +78,8 @@ def test_unknown_method():
 def test_cli(mini_table, shared_cache, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FSRLIB_CACHE", str(shared_cache))
     out = tmp_path / "r.csv"
-    assert main(["experiment", "--ratios", "1/4", "1/64", "--methods", "raw", "ridge", "--quiet", "--out", str(out)]) == 0
+    args = ["experiment", "--ratios", "1/4", "1/64", "--methods", "raw", "ridge", "--quiet", "--out", str(out)]
+    assert main(args) == 0
     text = capsys.readouterr().out
     assert "mAP on mini" in text and "1/64" in text and "ridge" in text and out.is_file()
     assert "trained methods learned from: mini (train split, 168 images)" in text

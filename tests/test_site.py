@@ -64,7 +64,8 @@ def test_every_chapter_renders_cleanly_offline(site):
                 "img", "imgs => imgs.filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)")
             problems += [f"{chapter}: broken image {src}" for src in broken if src.startswith("file://")]
             text = page.inner_text("main") if page.query_selector("main") else page.inner_text("body")
-            if "Traceback (most recent call last)" in text or page.query_selector(".output.error, .cell_output .traceback"):
+            traceback_shown = page.query_selector(".output.error, .cell_output .traceback") is not None
+            if "Traceback (most recent call last)" in text or traceback_shown:
                 problems.append(f"{chapter}: an error traceback is shown")
             if not page.title():
                 problems.append(f"{chapter}: page has no title")

@@ -111,7 +111,8 @@ def make_view(photo: Image.Image, box: tuple[int, int, int, int], rng: np.random
     patch = photo.crop((round(cx) - radius, round(cy) - radius, round(cx) + radius, round(cy) + radius))
     fill = tuple(int(v) for v in np.asarray(patch).reshape(-1, 3).mean(0))
     rotated = patch.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=fill)
-    view = rotated.crop((round(radius - cw / 2), round(radius - ch / 2), round(radius + cw / 2), round(radius + ch / 2)))
+    left, top = round(radius - cw / 2), round(radius - ch / 2)
+    view = rotated.crop((left, top, round(radius + cw / 2), round(radius + ch / 2)))
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         view = enhancer(view).enhance(rng.uniform(0.7, 1.3))
     long_side = int(rng.integers(256, 401))
