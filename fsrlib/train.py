@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -101,8 +101,14 @@ def validation_distance(generator: FeatureGenerator, pairs: FeaturePairs, batch_
     return {float(r): float(dist[pairs.ratio == r].mean()) for r in torch.unique(pairs.ratio).tolist()}
 
 
-def build_models(config: TrainConfig, feature_dim: int) -> tuple[FeatureGenerator, FeatureCritic | None]:
-    config.generator.feature_dim = config.critic.feature_dim = feature_dim
+def with_feature_dim(config: TrainConfig, features: Mapping[float, np.ndarray]) -> TrainConfig:
+    """A copy of ``config`` whose G and D are sized for ``features`` (the caller's config is not modified)."""
+    dim = int(np.asarray(features[1.0]).shape[1])
+    return replace(config, generator=replace(config.generator, feature_dim=dim),
+                   critic=replace(config.critic, feature_dim=dim))
+
+
+def build_models(config: TrainConfig) -> tuple[FeatureGenerator, FeatureCritic | None]:
     generator = FeatureGenerator(config.generator).to(config.device)
     critic = FeatureCritic(config.critic).to(config.device) if config.loss == "gan" else None
     return generator, critic
@@ -120,11 +126,12 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
     config = config or TrainConfig()
     if config.loss not in ("gan", "mse"):
         raise ValueError(f"loss must be 'gan' or 'mse', got {config.loss!r}")
+    config = with_feature_dim(config, features)
     generator_seed = set_seed(config.seed)
     pairs = make_pairs(features)
     train_pairs, val_pairs = split_by_image(pairs, config.val_fraction, config.seed)
     train_pairs, val_pairs = train_pairs.to(config.device), val_pairs.to(config.device)
-    generator, critic = build_models(config, pairs.lr.shape[1])
+    generator, critic = build_models(config)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr)
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr) if critic is not None else None
     history: dict = {"steps": [], "epochs": []}
@@ -173,6 +180,7 @@ def train_cached(features: Mapping[float, np.ndarray], config: TrainConfig, *, c
     A finished run is loaded instead of retrained (a warm book build trains nothing); an interrupted one resumes.
     """
     folder = Path(cache_dir) if cache_dir is not None else cache_root()
+    config = with_feature_dim(config, features)
     path = folder / "models" / f"{config.loss}-r{config.r:g}-{training_key(features, config)}.pt"
     return train_fsrgan(features, config, callback=callback, checkpoint=path, resume=True)
 

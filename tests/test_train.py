@@ -141,3 +141,11 @@ def test_train_cached_loads_a_finished_run(features, tmp_path, monkeypatch):
     monkeypatch.undo()
     train_module.train_cached(other, small_config(epochs=1), cache_dir=tmp_path)
     assert len(list((tmp_path / "models").glob("*.pt"))) == 2
+
+
+def test_training_does_not_modify_the_callers_config(features):
+    shared = GeneratorConfig(residual=True)
+    config = small_config(epochs=0, generator=shared)
+    result = train_fsrgan(features, config)
+    assert shared.feature_dim == GeneratorConfig().feature_dim  # untouched
+    assert result.config.generator.feature_dim == DIM

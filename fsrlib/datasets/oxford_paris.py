@@ -78,7 +78,7 @@ def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
             f"{len(queries)} of {len(query_files)} queries kept (their image is on disk), "
             f"{n_pos_kept} of {n_pos_total} positives; ground truth restricted to the images found."
         )
-        warnings.warn(notes[-1], stacklevel=2)
+        warnings.warn(notes[-1], stacklevel=3)  # point at the caller of load_dataset
     if not queries:
         raise DatasetNotFoundError(f"no query image of {name} is present under {image_dir}")
     train = tuple(p for p in images if p not in train_exclude)
