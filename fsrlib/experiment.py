@@ -23,7 +23,7 @@ from .datasets import RetrievalDataset, load_dataset
 from .degrade import PAPER_RATIOS, Method, Reference, ratio_label
 from .features import extract_features
 from .methods import METHODS, UNTRAINED
-from .retrieval import compute_map, l2_normalize, rank_database
+from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
 
 @dataclass
 class ExperimentConfig:
@@ -76,11 +76,19 @@ def split_features(ds: RetrievalDataset, split: str, ratios: Sequence[float], cf
 
 def evaluate(enhanced: np.ndarray, hr: np.ndarray, db: np.ndarray, ds: RetrievalDataset,
              kappas: Sequence[int]) -> dict[str, float]:
-    """Distance to the HR query feature, mAP and mP@k of one set of query features."""
+    """Distance to the HR query feature, mAP and mP@k of one set of query features.
+
+    On a revisited benchmark, ``mAP`` and ``mP@k`` are the Medium setting's and
+    ``mAP easy`` / ``mAP hard`` are added.
+    """
     enhanced = l2_normalize(enhanced)
-    m_ap, _, _, mpr = compute_map(rank_database(enhanced, db), ds.gnd, kappas)
+    ranks = rank_database(enhanced, db)
+    m_ap, _, _, mpr = compute_map(ranks, ds.gnd, kappas)
     row = {"distance": float(np.linalg.norm(enhanced - hr, axis=1).mean()), "mAP": m_ap}
     row.update({f"mP@{k}": v for k, v in mpr.items()})
+    if ds.protocol == "revisited":
+        settings = compute_map_revisited(ranks, ds.gnd, kappas)
+        row.update({"mAP easy": settings["easy"]["mAP"], "mAP hard": settings["hard"]["mAP"]})
     return row
 
 
@@ -103,6 +111,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFr
     if any(m not in UNTRAINED for m in cfg.methods):
         if cfg.train_dataset is not None and cfg.train_dataset != ds.name:
             source = load_dataset(cfg.train_dataset, cfg.train_data_dir)
+        if not source.train:
+            raise ValueError(f"{source.name} has no training split; pass train_dataset= another dataset "
+                             "(the cross-dataset protocol), e.g. 'mini' or 'paris6k'")
         train = split_features(source, "train", cfg.ratios, cfg, progress)
     reference_row = evaluate(queries[1.0], queries[1.0], db, ds, cfg.kappas)
     records = [{"method": "hr", "ratio": ratio, **reference_row} for ratio in cfg.ratios]

@@ -108,3 +108,36 @@ def compute_map(
         raise ValueError("no query has any positive: mAP is undefined")
     mean_pr = {int(k): float(prs[valid, i].mean()) for i, k in enumerate(kappas)}
     return float(aps[valid].mean()), aps, prs, mean_pr
+
+
+#: The revisited Oxford/Paris settings (Radenović et al. 2018) as (positives, extra junk) built from a
+#: query's ``easy`` / ``hard`` lists: Easy ignores the hard images, Hard ignores the easy ones.
+REVISITED_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "easy": (("easy",), ("junk", "hard")),
+    "medium": (("easy", "hard"), ("junk",)),
+    "hard": (("hard",), ("junk", "easy")),
+}
+
+
+def revisited_ground_truth(gnd: Sequence[Mapping[str, Sequence[int]]], setting: str) -> list[dict[str, list[int]]]:
+    """``{"ok", "junk"}`` per query for a revisited ``setting`` from ``{"easy", "hard", "junk"}`` lists."""
+    try:
+        positive_keys, junk_keys = REVISITED_SETTINGS[setting]
+    except KeyError:
+        raise KeyError(f"unknown revisited setting {setting!r}; choose one of {list(REVISITED_SETTINGS)}") from None
+    return [{"ok": sorted({i for k in positive_keys for i in g.get(k, [])}),
+             "junk": sorted({i for k in junk_keys for i in g.get(k, [])})} for g in gnd]
+
+
+def compute_map_revisited(ranks: np.ndarray, gnd: Sequence[Mapping[str, Sequence[int]]],
+                          kappas: Sequence[int] = (1, 5, 10)) -> dict[str, dict[str, float]]:
+    """revisitop's evaluation: mAP and mP@k for Easy, Medium and Hard.
+
+    Queries with no positives in a setting are left out of that setting's means
+    (as revisitop's ``compute_map`` does).
+    """
+    out = {}
+    for setting in REVISITED_SETTINGS:
+        m_ap, _, _, mpr = compute_map(ranks, revisited_ground_truth(gnd, setting), kappas)
+        out[setting] = {"mAP": m_ap, **{f"mP@{k}": v for k, v in mpr.items()}}
+    return out

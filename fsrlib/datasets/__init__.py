@@ -1,24 +1,59 @@
-"""Benchmarks as data: every loader returns a :class:`RetrievalDataset`."""
+"""Benchmarks as data: every loader returns a :class:`RetrievalDataset`.
+
+Names: ``mini`` (embedded), ``oxford5k``, ``paris6k`` (original protocol),
+``roxford5k``, ``rparis6k`` (revisited protocol over the same images),
+``holidays``, ``holidays_rotated``; append ``+flickr100k`` or ``+revisitop1m`` to
+add distractors to the database (``"oxford5k+flickr100k"``).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..paths import data_root
 from .base import ImageItem, RetrievalDataset
+from .distractors import DISTRACTORS, with_distractors
+from .holidays import load_holidays
 from .mini import load_mini
 from .oxford_paris import LAYOUTS, DatasetNotFoundError, load_oxford_paris
+from .revisited import REVISITED, load_revisited
 
-DATASETS = ("mini", "paris6k", "oxford5k")
+DATASETS = ("mini", "paris6k", "oxford5k", "rparis6k", "roxford5k", "holidays", "holidays_rotated")
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> RetrievalDataset:
-    """Load benchmark ``name``. ``data_dir`` is the folder holding its files
-    (default ``$FSRLIB_DATA/<name>``); ``mini`` is built in the cache if needed."""
+def default_dir(name: str) -> Path:
+    """Where a benchmark's files live unless told otherwise: ``$FSRLIB_DATA/<folder>``."""
+    folder = REVISITED.get(name, name)
+    folder = "holidays" if folder.startswith("holidays") else folder
+    folder = DISTRACTORS[folder]["folder"] if folder in DISTRACTORS else folder
+    return data_root() / folder
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None,
+                 distractor_dir: str | Path | None = None) -> RetrievalDataset:
+    """Load benchmark ``name`` (see module docstring). ``data_dir`` is the folder holding its files
+    (default ``$FSRLIB_DATA/<name>``), ``distractor_dir`` that of the distractors; ``mini`` is built in the
+    cache if needed."""
+    base, _, distractors = name.partition("+")
+    ds = _load_base(base, Path(data_dir) if data_dir is not None else None)
+    if distractors:
+        ds = with_distractors(ds, distractors, distractor_dir if distractor_dir is not None
+                              else default_dir(distractors))
+    return ds
+
+
+def _load_base(name: str, data_dir: Path | None) -> RetrievalDataset:
     if name == "mini":
         return load_mini(data_dir)
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {list(DATASETS)} "
+                       f"(optionally + one of {sorted(DISTRACTORS)})")
+    root = data_dir if data_dir is not None else default_dir(name)
     if name in LAYOUTS:
-        return load_oxford_paris(name, Path(data_dir) if data_dir is not None else data_root() / name)
-    raise KeyError(f"unknown dataset {name!r}; known datasets: {list(DATASETS)}")
+        return load_oxford_paris(name, root)
+    if name in REVISITED:
+        return load_revisited(name, root)
+    return load_holidays(root, "rotated" if name == "holidays_rotated" else "original")
 
 
-__all__ = ["DATASETS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "load_dataset"]
+__all__ = ["DATASETS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir", "load_dataset",
+           "with_distractors"]

@@ -8,6 +8,7 @@ list; queries whose own image is missing are dropped. Both are reported.
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,18 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "oxford5k": {"images": "oxbuild_images", "gt": "gt_files_170407", "prefix": "oxc1_", "n_images": 5062,
                  "n_queries": 55, "archives": "oxbuild_images-v1.tgz and gt_files_170407.tgz"},
 }
+
+
+#: The 20 Paris6k files that are HTML error pages, not JPEGs (the dataset page's ``corrupt.txt``); every
+#: published Paris6k result drops them, so 6,412 files give 6,392 images.
+PARIS_CORRUPT: frozenset[str] = frozenset(
+    f"paris_{n}" for n in (
+        "louvre_000136", "louvre_000146", "moulinrouge_000422", "museedorsay_001059", "notredame_000188",
+        "pantheon_000284", "pantheon_000960", "pantheon_000974", "pompidou_000195", "pompidou_000196",
+        "pompidou_000201", "pompidou_000467", "pompidou_000640", "sacrecoeur_000299", "sacrecoeur_000330",
+        "sacrecoeur_000353", "triomphe_000662", "triomphe_000833", "triomphe_000863", "triomphe_000867"))
+
+log = logging.getLogger(__name__)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -40,6 +53,15 @@ def parse_query_file(path: Path, prefix: str) -> tuple[str, tuple[float, float, 
     return name, (x1, y1, x2, y2)
 
 
+def images_on_disk(root: Path, image_dir: Path) -> dict[str, str]:
+    """``{stem: path relative to root}`` of the JPEGs under ``image_dir``, without Paris6k's corrupt files."""
+    on_disk = {p.stem: p.relative_to(root).as_posix() for p in sorted(image_dir.rglob("*.jpg"))}
+    corrupt = sorted(PARIS_CORRUPT & on_disk.keys())
+    if corrupt:
+        log.info("dropped %d known-corrupt Paris6k images (HTML error pages): %s", len(corrupt), ", ".join(corrupt))
+    return {stem: rel for stem, rel in on_disk.items() if stem not in PARIS_CORRUPT}
+
+
 def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
     """Load ``"paris6k"`` or ``"oxford5k"`` from ``root`` (the folder holding the extracted archives)."""
     layout = LAYOUTS[name]
@@ -47,11 +69,11 @@ def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
     image_dir, gt_dir = root / layout["images"], root / layout["gt"]
     if not image_dir.is_dir() or not gt_dir.is_dir():
         raise DatasetNotFoundError(
-            f"{name} not found under {root}: need {layout['images']}/ and {layout['gt']}/. Download "
-            f"{layout['archives']} from the Oxford VGG site and extract them into {root} "
-            "(or pass data_dir= the folder where they are)."
+            f"{name} not found under {root}: need {layout['images']}/ and {layout['gt']}/. Run "
+            f"`python data_scripts/fetch.py {name} --data-dir {root.parent}` (it downloads {layout['archives']}), "
+            "or pass data_dir= the folder where they are."
         )
-    on_disk = {p.stem: p.relative_to(root).as_posix() for p in sorted(image_dir.rglob("*.jpg"))}
+    on_disk = images_on_disk(root, image_dir)
     images = sorted(on_disk.values())
     index = {Path(rel).stem: i for i, rel in enumerate(images)}
     queries, gnd, train_exclude = [], [], set()
@@ -78,7 +100,7 @@ def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
             f"{len(queries)} of {len(query_files)} queries kept (their image is on disk), "
             f"{n_pos_kept} of {n_pos_total} positives; ground truth restricted to the images found."
         )
-        warnings.warn(notes[-1], stacklevel=3)  # point at the caller of load_dataset
+        warnings.warn(notes[-1], stacklevel=4)  # point at the caller of load_dataset
     if not queries:
         raise DatasetNotFoundError(f"no query image of {name} is present under {image_dir}")
     train = tuple(p for p in images if p not in train_exclude)

@@ -1,0 +1,130 @@
+"""Loaders of the real benchmarks on miniature copies of their layouts."""
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fsrlib.datasets import DatasetNotFoundError, load_dataset, with_distractors
+from fsrlib.datasets.oxford_paris import PARIS_CORRUPT
+from fsrlib.imageio import load_image
+from fsrlib.retrieval import compute_map, compute_map_revisited
+
+
+def jpg(path: Path, value: int = 0, size=(40, 30)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path)
+
+
+def holidays_tree(root: Path, folder: str = "jpg") -> None:
+    for name in ("100000", "100001", "100002", "100100", "100101", "100200"):
+        jpg(root / folder / f"{name}.jpg", value=int(name[-3:]) % 250)
+
+
+def test_holidays_groups_queries_and_self_junk(tmp_path):
+    holidays_tree(tmp_path)
+    with pytest.warns(UserWarning, match="6 of 1491 images, 3 of 500 queries"):
+        ds = load_dataset("holidays", tmp_path)
+    assert ds.protocol == "holidays" and ds.exif_transpose
+    assert [Path(q).stem for q in ds.queries] == ["100000", "100100", "100200"]
+    assert len(ds.images) == 6  # queries stay in the database...
+    assert ds.gnd[0]["ok"] == [1, 2] and ds.gnd[0]["junk"] == [0]  # ...as junk in their own ranking
+    assert ds.gnd[1]["ok"] == [4] and ds.gnd[1]["junk"] == [3]
+    assert ds.gnd[2]["ok"] == []  # a group with a lone query has no positives: left out of mAP
+    # a ranking that puts each query first scores exactly as if the query were absent
+    ranks = np.array([[0, 1, 2, 3, 4, 5], [3, 4, 0, 1, 2, 5], [5, 0, 1, 2, 3, 4]]).T
+    assert compute_map(ranks, ds.gnd)[0] == pytest.approx(1.0)
+    assert not ds.train and any("no training split" in n for n in ds.notes)
+
+
+def test_holidays_rotated_release_and_absent(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="fetch.py holidays_rotated"):
+        load_dataset("holidays_rotated", tmp_path)
+    holidays_tree(tmp_path, "jpg_rotated")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = load_dataset("holidays_rotated", tmp_path)
+    assert ds.images[0] == "jpg_rotated/100000.jpg" and ds.name == "holidays_rotated"
+
+
+def test_holidays_exif_orientation_applied(tmp_path):
+    """A sideways photo whose EXIF says 'rotate 90' loads upright."""
+    img = Image.fromarray(np.zeros((20, 60, 3), np.uint8))  # 60 wide, 20 high as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    (tmp_path / "jpg").mkdir()
+    img.save(tmp_path / "jpg" / "100000.jpg", exif=exif)
+    assert load_image(tmp_path / "jpg" / "100000.jpg", exif_transpose=True).size == (20, 60)
+
+
+def revisited_tree(root: Path) -> None:
+    for name in ("all_souls_000001", "all_souls_000002", "all_souls_000003", "radcliffe_000004", "q_000009"):
+        jpg(root / "oxbuild_images" / f"{name}.jpg")
+    cfg = {"imlist": ["all_souls_000001", "all_souls_000002", "all_souls_000003", "radcliffe_000004",
+                      "missing_000005"],
+           "qimlist": ["q_000009", "q_missing"],
+           "gnd": [{"bbx": [1, 2, 30, 25], "easy": [0, 4], "hard": [2], "junk": [3]},
+                   {"bbx": [0, 0, 5, 5], "easy": [1], "hard": [], "junk": []}]}
+    with (root / "gnd_roxford5k.pkl").open("wb") as fh:
+        pickle.dump(cfg, fh)
+
+
+def test_revisited_oxford_layout(tmp_path):
+    revisited_tree(tmp_path)
+    with pytest.warns(UserWarning, match="4 of 5 database images, 1 of 2 queries"):
+        ds = load_dataset("roxford5k", tmp_path)
+    assert ds.protocol == "revisited"
+    assert ds.queries == ("oxbuild_images/q_000009.jpg",) and ds.queries[0] not in ds.images
+    g = ds.gnd[0]
+    assert (g["easy"], g["hard"], g["junk"]) == ([0], [2], [3])  # index 4 was the missing image
+    assert (g["ok"], g["junk"]) == ([0, 2], [3])  # Medium
+    assert g["bbx"] == (1.0, 2.0, 30.0, 25.0)
+    res = compute_map_revisited(np.array([[1, 2, 0, 3]]).T, ds.gnd)
+    # Easy: [1, 0] after junk {2, 3}; Hard: [1, 2] after junk {0, 3}; Medium: [1, 2, 0] after junk {3}
+    assert res["easy"]["mAP"] == pytest.approx(0.25) and res["hard"]["mAP"] == pytest.approx(0.25)
+    assert res["medium"]["mAP"] == pytest.approx((0 + 1 / 2) / 4 + (1 / 2 + 2 / 3) / 4)
+
+
+def test_revisited_needs_its_pickle(tmp_path):
+    jpg(tmp_path / "paris" / "louvre" / "paris_louvre_000001.jpg")
+    with pytest.raises(DatasetNotFoundError, match="gnd_rparis6k.pkl.*fetch.py rparis6k"):
+        load_dataset("rparis6k", tmp_path)
+
+
+def test_paris_corrupt_images_are_dropped(tmp_path, caplog):
+    from tests.test_datasets import write_gt
+
+    jpg(tmp_path / "paris" / "louvre" / "paris_louvre_000001.jpg")
+    (tmp_path / "paris" / "louvre" / "paris_louvre_000136.jpg").write_text("<html>302 Found</html>")
+    write_gt(tmp_path / "paris_120310", "louvre_1", "paris_louvre_000001", (0, 0, 5, 5),
+             good=["paris_louvre_000136"])
+    assert "paris_louvre_000136" in PARIS_CORRUPT and len(PARIS_CORRUPT) == 20
+    with caplog.at_level("INFO"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = load_dataset("paris6k", tmp_path)
+    assert ds.images == ("paris/louvre/paris_louvre_000001.jpg",)
+    assert "dropped 1 known-corrupt" in caplog.text
+
+
+def test_distractors_are_appended_after_the_database(tmp_path, tiny_dataset):
+    for i in range(3):
+        jpg(tmp_path / "flickr100k" / "oxc1_100k" / f"d{i}.jpg", value=i)
+    with pytest.raises(KeyError, match="unknown distractor set"):
+        with_distractors(tiny_dataset, "imagenet", tmp_path)
+    ds = with_distractors(tiny_dataset, "flickr100k", tmp_path / "flickr100k", limit=2)
+    assert ds.images[:3] == tiny_dataset.images and len(ds.images) == 5
+    assert ds.gnd == tiny_dataset.gnd and ds.name == "tiny+flickr100k"
+    assert Path(ds.path(ds.images[3])).is_file()  # absolute paths outside the benchmark's root
+    assert "2 flickr100k distractors appended (100071 in the full set)" in ds.notes
+
+
+def test_distractors_by_name(tmp_path, monkeypatch, mini_dataset):
+    monkeypatch.setenv("FSRLIB_DATA", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match="fetch.py flickr100k"):
+        load_dataset("mini+flickr100k", mini_dataset.root)
+    jpg(tmp_path / "flickr100k" / "a.jpg")
+    ds = load_dataset("mini+flickr100k", mini_dataset.root)
+    assert len(ds.images) == len(mini_dataset.images) + 1
+
