@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""Fetch flickr100k: `python data_scripts/get_flickr100k.py [--data-dir DIR] [--mirror URL]` (see fetch.py)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fetch import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["flickr100k", *sys.argv[1:]]))

@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""Fetch roxford5k: `python data_scripts/get_roxford5k.py [--data-dir DIR] [--mirror URL]` (see fetch.py)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fetch import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["roxford5k", *sys.argv[1:]]))
