@@ -28,20 +28,22 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
 
 
-def rank_database(queries: np.ndarray, database: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def rank_database(queries: np.ndarray, database: np.ndarray, chunk: int = 65536) -> np.ndarray:
     """Rank ``database`` (N, D) for every query (Q, D) by cosine similarity.
 
-    Both sides are L2-normalised. Ties are broken by database index (a stable
-    sort), so a ranking is deterministic. Returns an ``(N, Q)`` int64 array.
+    Both sides are L2-normalised; the database is scored ``chunk`` rows at a time
+    in float32, so a float16 database of distractors is never copied whole. Ties
+    are broken by database index (a stable sort), so a ranking is deterministic.
+    Returns an ``(N, Q)`` int64 array.
     """
-    q, db = l2_normalize(queries), l2_normalize(database)
-    if q.shape[1] != db.shape[1]:
-        raise ValueError(f"query dim {q.shape[1]} != database dim {db.shape[1]}")
-    ranks = np.empty((db.shape[0], q.shape[0]), dtype=np.int64)
-    for start in range(0, q.shape[0], chunk):
-        sims = db @ q[start:start + chunk].T  # (N, chunk)
-        ranks[:, start:start + chunk] = np.argsort(-sims, axis=0, kind="stable")
-    return ranks
+    q = l2_normalize(queries)
+    database = np.asarray(database)
+    if database.ndim != 2 or q.shape[1] != database.shape[1]:
+        raise ValueError(f"query dim {q.shape[1]} does not match database shape {database.shape}")
+    sims = np.empty((database.shape[0], q.shape[0]), dtype=np.float32)
+    for start in range(0, database.shape[0], chunk):
+        sims[start:start + chunk] = l2_normalize(database[start:start + chunk]) @ q.T
+    return np.argsort(-sims, axis=0, kind="stable")
 
 
 def positive_positions(ranking: np.ndarray, ok: Sequence[int], junk: Sequence[int]) -> np.ndarray:
