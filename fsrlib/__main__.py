@@ -6,7 +6,7 @@ import sys
 from fractions import Fraction
 
 from .degrade import PAPER_RATIOS
-from .methods import DEFAULT_METHODS, METHODS
+from .methods import DEFAULT_METHODS, ISR_METHODS, METHODS
 from .experiment import (PROFILES, ExperimentConfig, pivot, profile_settings, run_experiment, save_table,
                          worse_than_raw)
 
@@ -27,11 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--backbone", default="efficientnet_lite0")
     exp.add_argument("--ratios", nargs="+", type=parse_ratio, default=list(PAPER_RATIOS))
     exp.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                     help=f"any of: {', '.join(METHODS)}")
+                     help=f"any of: {', '.join([*METHODS, *ISR_METHODS])}")
     exp.add_argument("--degradation", choices=["uniform", "antialias"], default="uniform")
     exp.add_argument("--reference", choices=["input", "original"], default="input")
     exp.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
-                     help="training budget: 'cpu' (book default) or 'paper' (6 epochs, 5 critic updates)")
+                     help="training budget: 'cpu' (book default) or 'paper' (6 epochs, 5 critic updates; "
+                          "the ISR models' 'gpu' profile)")
     exp.add_argument("--epochs", type=int, default=None, help="override the profile's training epochs")
     exp.add_argument("--critic-iters", type=int, default=None,
                      help="override the profile's critic updates per generator update")
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, backbone=args.backbone,
                            ratios=tuple(args.ratios), methods=tuple(args.methods), degradation=args.degradation,
                            reference=args.reference, seed=args.seed, device=args.device, **budget,
-                           train_dataset=args.train_dataset, train_data_dir=args.train_data_dir)
+                           train_dataset=args.train_dataset, train_data_dir=args.train_data_dir,
+                           isr_profile="gpu" if args.profile == "paper" else "cpu")
     table = run_experiment(cfg, progress=not args.quiet)
     for metric in ("mAP", "mP@5", "distance"):
         print(f"\n{metric} on {cfg.dataset} ({cfg.backbone}), queries at each area ratio:")

@@ -22,7 +22,8 @@ import pandas as pd
 from .datasets import RetrievalDataset, load_dataset
 from .degrade import PAPER_RATIOS, Method, Reference, ratio_label
 from .features import extract_features
-from .methods import METHODS, UNTRAINED
+from .isr_train import trained_upscaler
+from .methods import ISR_METHODS, METHODS, UNTRAINED
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
 
 @dataclass
@@ -44,6 +45,7 @@ class ExperimentConfig:
     cache_dir: str | None = None
     train_dataset: str | None = None
     train_data_dir: str | None = None
+    isr_profile: str = "cpu"
 
 
 #: Training budgets. "paper": Sec. 3.3's 6 epochs and WGAN's 5 critic updates per generator update, sized for
@@ -100,9 +102,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFr
     name gives the cross-dataset protocol). Query images never enter it: every
     loader keeps them out of ``train``.
     """
-    unknown = [m for m in cfg.methods if m not in METHODS]
+    unknown = [m for m in cfg.methods if m not in METHODS and m not in ISR_METHODS]
     if unknown:
-        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted(METHODS)}")
+        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *ISR_METHODS])}")
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     db = split_features(ds, "db", (), cfg, progress)[1.0]
     queries = split_features(ds, "query", cfg.ratios, cfg, progress)
@@ -114,10 +116,14 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFr
         if not source.train:
             raise ValueError(f"{source.name} has no training split; pass train_dataset= another dataset "
                              "(the cross-dataset protocol), e.g. 'mini' or 'paris6k'")
+    if any(m in METHODS and m not in UNTRAINED for m in cfg.methods):
         train = split_features(source, "train", cfg.ratios, cfg, progress)
     reference_row = evaluate(queries[1.0], queries[1.0], db, ds, cfg.kappas)
     records = [{"method": "hr", "ratio": ratio, **reference_row} for ratio in cfg.ratios]
     for name in cfg.methods:
+        if name in ISR_METHODS:
+            records += isr_records(name, ds, source, db, queries[1.0], cfg, progress)
+            continue
         enhance = METHODS[name](train, cfg)
         for ratio in cfg.ratios:
             records.append({"method": name, "ratio": ratio,
@@ -128,8 +134,23 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFr
     tidy.insert(0, "dataset", ds.name)
     tidy.insert(1, "backbone", cfg.backbone)
     tidy.attrs["config"] = asdict(cfg)
-    tidy.attrs["trained_on"] = f"{source.name} (train split, {len(source.train)} images)" if train else None
+    trained = train or any(m in ISR_METHODS for m in cfg.methods)
+    tidy.attrs["trained_on"] = f"{source.name} (train split, {len(source.train)} images)" if trained else None
     return tidy
+
+
+def isr_records(name: str, ds: RetrievalDataset, source: RetrievalDataset, db: np.ndarray, hr: np.ndarray,
+                cfg: ExperimentConfig, progress: bool) -> list[dict]:
+    """Rows of an ISR method: train (or load) it on ``source``'s training images, super-resolve the queries at
+    the ratios it was trained for, extract and evaluate. Other ratios get no row (SRCNN: 1/4, 1/9, 1/16)."""
+    upscaler = trained_upscaler(source, name, cfg.isr_profile, cfg.degradation, cfg.reference, cfg.seed,
+                                cfg.device, cfg.cache_dir)
+    ratios = [r for r in cfg.ratios if upscaler.supports(r)]
+    if not ratios:
+        return []
+    feats = extract_features(ds, "query", ratios, upscaler=upscaler, **feature_kwargs(cfg, progress))
+    return [{"method": name, "ratio": r, **evaluate(l2_normalize(feats[r]), hr, db, ds, cfg.kappas)}
+            for r in ratios]
 
 
 def pivot(table: pd.DataFrame, metric: str = "mAP") -> pd.DataFrame:

@@ -34,6 +34,7 @@ from .backbones import BackboneSpec, get_backbone_spec, load_backbone
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import Method, Reference, degrade, ratio_label
 from .imageio import load_image
+from .isr import Upscaler
 from .paths import cache_root
 
 FORMAT_VERSION = 2
@@ -41,7 +42,7 @@ STORE_DTYPES = ("float16", "float32")
 
 
 def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: BackboneSpec, ratio: float,
-              method: str, reference: str, store_dtype: str) -> dict:
+              method: str, reference: str, store_dtype: str, upscaler: Upscaler | None = None) -> dict:
     """Everything a cached feature array depends on, as a JSON-able dict.
 
     The image listing covers each path, crop box and file size (a replaced file
@@ -49,7 +50,8 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
     """
     listing = [[it.path, it.bbx, _file_size(dataset.path(it.path))] for it in items]
     digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
-    return {
+    extra = {"upscaler": upscaler.cache_id} if upscaler is not None and ratio != 1.0 else {}
+    return extra | {
         "format": FORMAT_VERSION, "dataset": dataset.name, "dataset_version": dataset.version,
         "images_sha256": digest, "n_images": len(items),
         "backbone": spec.name, "weights": spec.weights_id, "preprocess_version": spec.preprocess_version,
@@ -117,9 +119,10 @@ def _backbone(name: str, device: str) -> nn.Module:
 
 
 def _prepare(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], method: Method,
-             reference: Reference, size: int) -> list:
+             reference: Reference, size: int, upscaler: Upscaler | None) -> list:
     image = load_image(dataset.path(item.path), item.bbx, exif_transpose=dataset.exif_transpose)
-    return [degrade(image, r, method=method, reference=reference, size=size).upsampled for r in ratios]
+    inputs = [degrade(image, r, method=method, reference=reference, size=size).upsampled for r in ratios]
+    return inputs if upscaler is None else [upscaler(x, r) for x, r in zip(inputs, ratios)]
 
 
 def extract_features(
@@ -138,13 +141,15 @@ def extract_features(
     progress: bool = True,
     workers: int = 2,
     on_chunk: Callable[[float, int], None] | None = None,
+    upscaler: Upscaler | None = None,
 ) -> dict[float, np.ndarray]:
     """Features of ``dataset``'s ``split`` at every area ratio: ``{ratio: (N, D) float32}``.
 
     ``ratio=1`` is the high-resolution feature. Each image is read once per
     chunk and degraded at every ratio still missing from the cache.
     ``on_chunk(ratio, start)`` is called after each chunk is saved (tests use it
-    to simulate an interruption).
+    to simulate an interruption). ``upscaler`` (an ISR model, :class:`fsrlib.isr.Upscaler`)
+    replaces the bicubic input by its super-resolved version ("ISR then features").
     """
     if store_dtype not in STORE_DTYPES:
         raise ValueError(f"store_dtype must be one of {STORE_DTYPES}, got {store_dtype!r}")
@@ -153,7 +158,11 @@ def extract_features(
     if not items:
         raise ValueError(f"{dataset.name} has no images in split {split!r}")
     cache = Path(cache_dir) if cache_dir is not None else cache_root()
-    keys = {r: cache_key(dataset, items, spec, r, method, reference, store_dtype) for r in ratios}
+    if upscaler is not None:
+        unsupported = [r for r in ratios if not upscaler.supports(r)]
+        if unsupported:
+            raise ValueError(f"upscaler {upscaler.name} was not trained for ratios {unsupported}")
+    keys = {r: cache_key(dataset, items, spec, r, method, reference, store_dtype, upscaler) for r in ratios}
     paths = {r: cache_path(cache, keys[r], split) for r in ratios}
     out = {r: f for r in ratios if (f := load_entry(paths[r], keys[r], spec.dim)) is not None}
     missing = [r for r in ratios if r not in out]
@@ -169,8 +178,8 @@ def extract_features(
                 if not todo:
                     continue
                 chunk = items[start:start + chunk_size]
-                inputs = list(pool.map(lambda it: _prepare(dataset, it, todo, method, reference, spec.input_size),
-                                       chunk))
+                inputs = list(pool.map(lambda it: _prepare(dataset, it, todo, method, reference, spec.input_size,
+                                                           upscaler), chunk))
                 for j, r in enumerate(todo):
                     feats = _forward(model, spec, [imgs[j] for imgs in inputs], batch_size, device)
                     partial[r][start] = feats.astype(store_dtype)

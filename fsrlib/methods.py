@@ -15,6 +15,11 @@ as in the paper.
 | ``fsrgan`` | G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN |
 | ``fsrgan_r3`` | as ``fsrgan`` with r = 3 |
 | ``fsrgan_residual`` | our variant: ``G(f) = f + Δ(f)``, Δ zero-initialised, same losses as ``fsrgan`` |
+| ``bicubic`` | the same as ``raw`` under the ISR methods' name (the paper: raw *is* bicubic) |
+| ``srcnn``, ``vdsr`` | ISR then features: super-resolve the small query, extract (:data:`ISR_METHODS`) |
+
+The ISR methods act on pixels, not features, so the experiment runs them
+through feature extraction (:mod:`fsrlib.isr_train`), not through an enhancer.
 """
 from __future__ import annotations
 
@@ -82,6 +87,9 @@ METHODS: dict[str, Callable[[Features, "ExperimentConfig"], Enhancer]] = {
     "fsrgan_r3": generator_method(loss="gan", r=3.0),
     "fsrgan_residual": generator_method(loss="gan", r=2.0, generator=GeneratorConfig(residual=True)),
 }
-UNTRAINED = {"raw"}
+METHODS["bicubic"] = raw
+#: Methods that super-resolve the query image before extraction (trained on the training split's images).
+ISR_METHODS = ("srcnn", "vdsr")
+UNTRAINED = {"raw", "bicubic"}
 #: What the core experiment runs unless told otherwise: the paper's method, our variant, and the baselines.
 DEFAULT_METHODS = ("raw", "ridge", "mlp", "cnn_baseline", "fsrgan", "fsrgan_residual")

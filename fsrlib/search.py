@@ -14,6 +14,7 @@ does that in chunks too.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,20 +33,35 @@ class FeatureIndex:
 
     @classmethod
     def build(cls, database: np.ndarray, backend: str = "numpy", chunk_rows: int = 65536) -> FeatureIndex:
-        """Normalise ``database`` chunk by chunk into float16 storage and build the backend's index."""
-        if backend not in ("numpy", "faiss"):
-            raise ValueError(f"unknown search backend {backend!r}; choose 'numpy' or 'faiss'")
+        """Index ``database`` (N, D), normalised chunk by chunk into float16 storage."""
         database = np.asarray(database)
         if database.ndim != 2:
             raise ValueError(f"expected an (N, D) database, got shape {database.shape}")
-        stored = np.empty(database.shape, dtype=np.float16)
-        for start in range(0, len(database), chunk_rows):
-            stored[start:start + chunk_rows] = l2_normalize(database[start:start + chunk_rows])
-        index = cls(stored, backend, chunk_rows)
+        chunks = (database[s:s + chunk_rows] for s in range(0, len(database), chunk_rows))
+        return cls.from_chunks(chunks, database.shape, backend, chunk_rows)
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[np.ndarray], shape: tuple[int, int], backend: str = "numpy",
+                    chunk_rows: int = 65536) -> FeatureIndex:
+        """Index a database that arrives in ``(n_i, D)`` chunks totalling ``shape`` (never held in float32)."""
+        if backend not in ("numpy", "faiss"):
+            raise ValueError(f"unknown search backend {backend!r}; choose 'numpy' or 'faiss'")
+        n, dim = shape
         if backend == "faiss":
-            index._faiss_index = _faiss_fp16_index(stored, chunk_rows)
-            index.vectors = np.empty((0, stored.shape[1]), np.float16)  # faiss holds the codes; drop our copy
-        return index
+            index = _faiss_fp16_index(dim)
+            for chunk in chunks:
+                index.add(l2_normalize(chunk))
+            if index.ntotal != n:
+                raise ValueError(f"chunks held {index.ntotal} rows, expected {n}")
+            return cls(np.empty((0, dim), np.float16), backend, chunk_rows, index)
+        stored = np.empty((n, dim), dtype=np.float16)
+        start = 0
+        for chunk in chunks:
+            stored[start:start + len(chunk)] = l2_normalize(chunk)
+            start += len(chunk)
+        if start != n:
+            raise ValueError(f"chunks held {start} rows, expected {n}")
+        return cls(stored, backend, chunk_rows)
 
     @property
     def size(self) -> int:
@@ -87,13 +103,10 @@ def _numpy_top_k(vectors: np.ndarray, q: np.ndarray, k: int, chunk_rows: int) ->
     return np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1)
 
 
-def _faiss_fp16_index(stored: np.ndarray, chunk_rows: int):
+def _faiss_fp16_index(dim: int):
     try:
         import faiss
     except ImportError as exc:
         raise ImportError("the 'faiss' backend needs faiss-cpu: `pip install faiss-cpu` (or use backend='numpy')") \
             from exc
-    index = faiss.IndexScalarQuantizer(stored.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-    for start in range(0, len(stored), chunk_rows):
-        index.add(np.ascontiguousarray(stored[start:start + chunk_rows], dtype=np.float32))
-    return index
+    return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)

@@ -1,0 +1,127 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fsrlib.isr import (SRCNN, VDSR, Upscaler, VDSRConfig, build_isr_model, psnr, rgb_to_ycbcr, ssim,
+                        super_resolve, ycbcr_to_rgb)
+from fsrlib.isr_train import ISRTrainConfig, evaluate_isr, isr_config, make_pairs, sample_batch, train_isr
+from fsrlib.models import count_parameters
+
+
+def test_srcnn_915_shapes_and_parameters():
+    model = SRCNN()
+    # 9x9x1x64 + 64, 1x1x64x32 + 32, 5x5x32x1 + 1 (Dong et al.'s 9-1-5 network)
+    assert count_parameters(model) == 81 * 64 + 64 + 64 * 32 + 32 + 25 * 32 + 1 == 8129
+    assert model(torch.rand(2, 1, 33, 47)).shape == (2, 1, 33, 47)
+
+
+def test_vdsr_shapes_parameters_and_residual_path():
+    model = VDSR()
+    convs = [m for m in model.body if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 20 and all(c.kernel_size == (3, 3) for c in convs)
+    assert count_parameters(model) == (9 * 64 + 64) + 18 * (9 * 64 * 64 + 64) + (9 * 64 + 1) == 665_921
+    x = torch.rand(1, 1, 41, 41)
+    with torch.no_grad():
+        convs[-1].weight.zero_()
+        convs[-1].bias.zero_()
+        assert torch.equal(model(x), x)  # zero residual: the bicubic input comes back unchanged
+        assert not torch.equal(VDSR(VDSRConfig(residual=False))(x), x)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\) luminance"):
+        SRCNN()(torch.rand(1, 3, 20, 20))
+    with pytest.raises(ValueError, match="at least 2 layers"):
+        VDSR(VDSRConfig(depth=1))
+    with pytest.raises(KeyError, match="unknown ISR model"):
+        build_isr_model("edsr")
+    with pytest.raises(KeyError, match="unknown ISR profile"):
+        isr_config("vdsr", "tpu")
+    with pytest.raises(ValueError, match="RGB image"):
+        rgb_to_ycbcr(np.zeros((4, 4)))
+
+
+def test_scale_below_one_is_rejected(tiny_dataset):
+    with pytest.raises(ValueError, match=r"area ratio in \(0, 1\]"):
+        make_pairs(tiny_dataset, "train", [4.0])  # a "ratio" of 4 would be up-scaling
+
+
+def test_psnr_known_values():
+    a = np.zeros((8, 8))
+    assert psnr(a, a) == math.inf
+    # MSE 1 at range 255: 10 log10(255^2) = 48.1308 dB
+    assert psnr(a, a + 1) == pytest.approx(48.1308, abs=1e-4)
+    b = a.copy()
+    b[0, 0] = 100  # outside the shaved border it does not count
+    assert psnr(a, b, border=1) == math.inf
+    with pytest.raises(ValueError, match="differ in shape"):
+        psnr(a, np.zeros((4, 4)))
+
+
+def test_ssim_identity_and_degradation():
+    rng = np.random.default_rng(0)
+    img = np.tile(np.linspace(16, 235, 32), (32, 1))  # a smooth ramp
+    assert ssim(img, img) == pytest.approx(1.0)
+    assert ssim(img, img + rng.normal(0, 20, img.shape)) < 0.5
+    assert ssim(img, img + 5) > 0.99  # a small brightness shift barely matters
+
+
+def test_ycbcr_matlab_convention_and_roundtrip():
+    px = np.array([[[0, 0, 0], [255, 255, 255]]], np.uint8)
+    ycc = rgb_to_ycbcr(px)
+    np.testing.assert_allclose(ycc[0, :, 0], [16.0, 235.0], atol=1e-9)  # MATLAB rgb2ycbcr: Y in [16, 235]
+    np.testing.assert_allclose(ycc[0, :, 1:], 128.0, atol=1e-9)
+    rgb = np.random.default_rng(1).integers(0, 256, size=(10, 10, 3)).astype(np.uint8)
+    assert np.abs(ycbcr_to_rgb(rgb_to_ycbcr(rgb)).astype(int) - rgb).max() <= 1
+
+
+def test_super_resolve_changes_only_luma():
+    model = SRCNN()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()  # predicts Y = 0 everywhere
+    img = Image.fromarray(np.full((20, 20, 3), 128, np.uint8))
+    out = rgb_to_ycbcr(np.asarray(super_resolve(model, img)))
+    assert np.allclose(out[..., 0], 16, atol=1) and np.allclose(out[..., 1:], 128, atol=1)
+
+
+def test_short_training_lowers_the_loss(tiny_dataset):
+    hr, lr = make_pairs(tiny_dataset, "train", [1 / 4])
+    assert hr.shape == (5, 224, 224) and lr[1 / 4].shape == hr.shape
+    x, y = sample_batch(hr, lr, 4, 33, np.random.default_rng(0))
+    assert x.shape == y.shape == (4, 1, 33, 33)
+    cfg = ISRTrainConfig(model="srcnn", ratios=(1 / 4,), patch_size=33, batch_size=16, steps=60, lr=1e-3)
+    model, history = train_isr(hr, lr, cfg)
+    first, last = np.mean(history["loss"][:10]), np.mean(history["loss"][-10:])
+    assert last < 0.5 * first
+    with pytest.raises(ValueError, match="patch size"):
+        train_isr(hr[:, :20, :20], {r: v[:, :20, :20] for r, v in lr.items()}, cfg)
+
+
+def test_upscaler_refuses_untrained_ratios_and_table_includes_bicubic(tiny_dataset):
+    up = Upscaler("srcnn", {1 / 4: SRCNN().eval()}, cache_id="test")
+    assert up.supports(1 / 4) and up.supports(1.0) and not up.supports(1 / 64)
+    img = Image.fromarray(np.zeros((224, 224, 3), np.uint8))
+    assert up(img, 1.0) is img
+    with pytest.raises(ValueError, match="trained for area ratios 0.25, not 0.01562"):
+        up(img, 1 / 64)
+    hr, lr = make_pairs(tiny_dataset, "db", [1 / 4, 1 / 9])
+    table = evaluate_isr({"srcnn": up}, hr, lr)
+    assert set(table["method"]) == {"bicubic", "srcnn"}
+    assert table[table["method"] == "srcnn"]["ratio"].tolist() == [1 / 4]  # not at 1/9: no row, no fallback
+    assert table[table["method"] == "bicubic"]["scale"].tolist() == ["x2", "x3"]
+
+
+def test_features_through_an_upscaler(tiny_dataset):
+    from fsrlib.features import extract_features
+
+    up = Upscaler("srcnn", {1 / 4: SRCNN().eval()}, cache_id="untrained-srcnn")
+    raw = extract_features(tiny_dataset, "query", (1.0, 1 / 4), progress=False)
+    isr = extract_features(tiny_dataset, "query", (1.0, 1 / 4), progress=False, upscaler=up)
+    np.testing.assert_array_equal(raw[1.0], isr[1.0])  # HR is never super-resolved
+    assert not np.allclose(raw[1 / 4], isr[1 / 4])
+    with pytest.raises(ValueError, match="not trained for ratios"):
+        extract_features(tiny_dataset, "query", (1 / 9,), progress=False, upscaler=up)
