@@ -196,6 +196,13 @@ def extract_features(
     return {r: out[r].astype(np.float32) for r in ratios}
 
 
+def image_features(images: Sequence, backbone: str = "efficientnet_lite0", device: str = "cpu",
+                   batch_size: int = 8) -> np.ndarray:
+    """Features ``(N, D)`` float32 of PIL images already at the backbone's input size (not cached)."""
+    spec = get_backbone_spec(backbone)
+    return _forward(_backbone(backbone, str(torch.device(device))), spec, list(images), batch_size, device)
+
+
 @torch.inference_mode()
 def _forward(model: nn.Module, spec: BackboneSpec, images: list, batch_size: int, device: str) -> np.ndarray:
     parts = [model(spec.to_tensor(images[i:i + batch_size]).to(device)).float().cpu().numpy()

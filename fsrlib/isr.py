@@ -18,7 +18,7 @@ an :class:`Upscaler` replaces nothing but the bicubic step's output, so
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -169,6 +169,7 @@ class Upscaler:
     models: dict[float, nn.Module]
     cache_id: str
     device: str = "cpu"
+    histories: dict[str, dict] = field(default_factory=dict)
 
     def supports(self, ratio: float) -> bool:
         return ratio == 1.0 or self._model(ratio) is not None

@@ -37,6 +37,15 @@ from .seed import set_seed
 #: The ratios the paper reports SRCNN at (Sec. 5): x2, x3, x4.
 SRCNN_RATIOS: tuple[float, ...] = (1 / 4, 1 / 9, 1 / 16)
 
+#: Published Set5 results (PSNR dB / SSIM on Y, MATLAB bicubic degradation), as tabulated in Kim et al. 2016
+#: (VDSR, Table 2); SRCNN is Dong et al.'s 9-5-5 ImageNet model. For comparison only: other images, another
+#: degradation, days of GPU training.
+PUBLISHED_SET5: dict[str, dict[str, tuple[float, float]]] = {
+    "bicubic": {"x2": (33.66, 0.9299), "x3": (30.39, 0.8682), "x4": (28.42, 0.8104)},
+    "srcnn": {"x2": (36.66, 0.9542), "x3": (32.75, 0.9090), "x4": (30.48, 0.8628)},
+    "vdsr": {"x2": (37.53, 0.9587), "x3": (33.66, 0.9213), "x4": (31.35, 0.8838)},
+}
+
 
 @dataclass
 class ISRTrainConfig:
@@ -178,14 +187,31 @@ def trained_upscaler(ds: RetrievalDataset, model: str, profile: str = "cpu", deg
     SRCNN: one network per ratio in :data:`SRCNN_RATIOS`. VDSR: one network for all paper ratios.
     """
     ratio_sets = [(r,) for r in SRCNN_RATIOS] if model == "srcnn" else [PAPER_RATIOS]
-    models, keys = {}, []
+    models, keys, histories = {}, [], {}
     for ratios in ratio_sets:
         cfg = isr_config(model, profile, ratios=ratios, degradation=degradation, reference=reference, seed=seed,
                          device=device)
-        net, _, key = train_isr_cached(ds, cfg, cache_dir)
+        net, history, key = train_isr_cached(ds, cfg, cache_dir)
         keys.append(key)
         models.update({r: net for r in ratios})
-    return Upscaler(model, models, cache_id=f"{model}-" + "-".join(keys), device=device)
+        histories[", ".join(ratio_label(r) for r in ratios)] = history
+    return Upscaler(model, models, cache_id=f"{model}-" + "-".join(keys), device=device, histories=histories)
+
+
+def published_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Our PSNR/SSIM (from :func:`evaluate_isr`) beside the published Set5 numbers, for x2-x4."""
+    rows = []
+    for _, r in table.iterrows():
+        pub = PUBLISHED_SET5.get(r["method"], {}).get(r["scale"])
+        if pub is not None:
+            rows.append({"method": r["method"], "scale": r["scale"], "PSNR (ours)": r["PSNR"],
+                         "PSNR (Set5, published)": pub[0], "SSIM (ours)": r["SSIM"], "SSIM (Set5, published)": pub[1]})
+    frame = pd.DataFrame(rows).set_index(["scale", "method"]).sort_index(level=0, sort_remaining=False)
+    gain = frame["PSNR (ours)"] - frame["PSNR (ours)"].xs("bicubic", level="method").reindex(
+        frame.index.get_level_values("scale")).to_numpy()
+    pub_gain = frame["PSNR (Set5, published)"] - frame["PSNR (Set5, published)"].xs(
+        "bicubic", level="method").reindex(frame.index.get_level_values("scale")).to_numpy()
+    return frame.assign(**{"gain over bicubic (ours)": gain, "gain over bicubic (published)": pub_gain})
 
 
 def evaluate_isr(models: dict[str, Upscaler], hr: np.ndarray, lr: dict[float, np.ndarray]) -> pd.DataFrame:

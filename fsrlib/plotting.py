@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.patches import FancyArrowPatch
 
 #: Fixed colour of each method in every figure of the book.
 METHOD_COLORS: dict[str, str] = {
@@ -114,3 +116,82 @@ def plot_training_history(history: dict, axes, smooth: int = 5) -> None:
     axes[2].set_ylabel("validation ||G(F_LR) - F_HR||")
     for ax in axes:
         ax.grid(alpha=0.3)
+
+
+def _feature_strip(ax, feature, title: str, cmap: str = "viridis") -> None:
+    ax.imshow(feature[None, :64], aspect="auto", cmap=cmap)
+    ax.set_title(title, fontsize="small")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _arrow(fig, start_ax, end_ax, label: str = "") -> None:
+    """A labelled arrow in figure coordinates from the right edge of one axes to the left edge of the next."""
+    a, b = start_ax.get_position(), end_ax.get_position()
+    y = (a.y0 + a.y1) / 2
+    fig.add_artist(FancyArrowPatch((a.x1 + 0.005, y), (b.x0 - 0.005, y), transform=fig.transFigure,
+                                   arrowstyle="-|>", mutation_scale=14, color="#444444"))
+    if label:
+        fig.text((a.x1 + b.x0) / 2, y + 0.03, label, ha="center", va="bottom", fontsize="small")
+
+
+def plot_pipeline(small, bicubic, super_resolved, features: dict, title: str = "") -> plt.Figure:
+    """The paper's Fig. 1 drawn with real data: (a) FSR enhances the LR *feature*; (b) ISR enhances the *pixels*.
+
+    ``small``/``bicubic``/``super_resolved`` are PIL images of one query; ``features`` holds 1-D feature
+    vectors ``"lr"``, ``"fsr"``, ``"isr"`` and ``"hr"`` (the first 64 entries are drawn as strips).
+    """
+    fig = plt.figure(figsize=(13, 5.2))
+    width, gap = 0.13, 0.05
+    rows = {"a": 0.56, "b": 0.08}
+    panels: dict[str, list] = {}
+    for row, y in rows.items():
+        panels[row] = [fig.add_axes((0.03 + i * (width + gap), y, width, 0.32)) for i in range(5)]
+    a, b = panels["a"], panels["b"]
+    for ax, img, name in ((a[0], small, f"LR query {small.width}x{small.height}"),
+                          (a[1], bicubic, "bicubic to 224x224"), (b[0], small, "LR query"),
+                          (b[1], super_resolved, "super-resolved image (ISR)")):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(name, fontsize="small")
+        ax.axis("off")
+    _feature_strip(a[2], features["lr"], "LR feature F_LR")
+    _feature_strip(a[3], features["fsr"], "G(F_LR): enhanced feature")
+    _feature_strip(a[4], features["hr"], "HR feature F_HR (target)")
+    _feature_strip(b[2], features["isr"], "feature of the ISR image")
+    _feature_strip(b[3], features["hr"], "HR feature F_HR (target)")
+    b[4].axis("off")
+    for left, right, label in ((a[0], a[1], ""), (a[1], a[2], "CNN"), (a[2], a[3], "G (FSR)"),
+                               (b[0], b[1], "SRCNN/VDSR"), (b[1], b[2], "CNN")):
+        _arrow(fig, left, right, label)
+    a[4].set_xlabel(f"distance to F_HR: LR {np.linalg.norm(features['lr'] - features['hr']):.3f}, "
+                    f"FSR {np.linalg.norm(features['fsr'] - features['hr']):.3f}", fontsize="small")
+    b[3].set_xlabel(f"distance to F_HR: ISR {np.linalg.norm(features['isr'] - features['hr']):.3f}",
+                    fontsize="small")
+    fig.text(0.01, 0.95, "(a) feature super-resolution: enhance what the machine reads", fontweight="bold")
+    fig.text(0.01, 0.47, "(b) image super-resolution: enhance what a person sees", fontweight="bold")
+    if title:
+        fig.suptitle(title, x=0.99, ha="right", fontsize="small")
+    return fig
+
+
+def plot_isr_histories(upscalers: dict, ax: plt.Axes, smooth: int = 20) -> plt.Axes:
+    """Training loss (moving average) of every network of each ISR upscaler, in the method's colour."""
+    for name, up in upscalers.items():
+        styles = iter(["-", "--", ":", "-."])
+        for label, history in up.histories.items():
+            loss = pd.Series(history["loss"]).rolling(smooth, min_periods=1).mean()
+            ax.plot(history["step"], loss, next(styles, "-"), color=METHOD_COLORS.get(name), label=f"{name} ({label})")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"MSE on Y, [0, 1] scale (moving average of {smooth})")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def image_row(images: dict, axes, crop: tuple[int, int, int, int] | None = None) -> None:
+    """Show ``{title: PIL image}`` on a row of axes, optionally cropped to ``(x1, y1, x2, y2)``."""
+    for ax, (title, image) in zip(axes, images.items()):
+        ax.imshow(image.crop(crop) if crop else image, interpolation="nearest")
+        ax.set_title(title, fontsize="small")
+        ax.axis("off")

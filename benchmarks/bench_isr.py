@@ -1,0 +1,60 @@
+"""ISR baselines: training time per profile, PSNR/SSIM against bicubic, inference throughput per ratio.
+
+    .venv/bin/python benchmarks/bench_isr.py [--dataset mini] [--data-dir DIR] [--profile cpu] [--models srcnn vdsr]
+
+Trains (or loads from the cache) each model on the dataset's training split, exactly as the core experiment
+does, then measures on held-out database images: PSNR/SSIM on Y at x2..x8 (the paper's area ratios 1/4..1/64)
+and super-resolution throughput (224x224 images per second, batch 1, this machine's threads).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from PIL import Image
+
+from fsrlib.datasets import load_dataset
+from fsrlib.degrade import PAPER_RATIOS, degrade, ratio_label
+from fsrlib.imageio import load_image
+from fsrlib.isr_train import evaluate_isr, isr_config, isr_key, make_pairs, trained_upscaler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mini")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--models", nargs="+", default=["srcnn", "vdsr"])
+    parser.add_argument("--test-images", type=int, default=40)
+    args = parser.parse_args()
+    ds = load_dataset(args.dataset, args.data_dir)
+    print(f"{ds.summary()}; torch threads: {torch.get_num_threads()}")
+    upscalers = {}
+    for name in args.models:
+        t0 = time.perf_counter()
+        upscalers[name] = trained_upscaler(ds, name, args.profile)
+        print(f"{name}: trained or loaded in {time.perf_counter() - t0:.1f} s "
+              f"(profile {args.profile}: {isr_config(name, args.profile)}; key {isr_key(ds, isr_config(name))})")
+    hr, lr = make_pairs(ds, "db", PAPER_RATIOS, limit=args.test_images)
+    table = evaluate_isr(upscalers, hr, lr)
+    print(f"\nPSNR / SSIM on Y, {len(hr)} held-out images:")
+    print(table.pivot_table(index="method", columns="scale", values=["PSNR", "SSIM"], sort=False).round(3)
+          .to_string())
+    image = load_image(ds.path(ds.images[0]))
+    print("\n| model | ratio | images/s (224x224) |\n|---|---|---|")
+    for name, up in upscalers.items():
+        for r in PAPER_RATIOS:
+            if not up.supports(r):
+                continue
+            x: Image.Image = degrade(image, r).upsampled
+            up(x, r)
+            t0 = time.perf_counter()
+            n = 5
+            for _ in range(n):
+                up(x, r)
+            print(f"| {name} | {ratio_label(r)} | {n / (time.perf_counter() - t0):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
