@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.datasets import DatasetNotFoundError, load_dataset, with_distractors
+from fsrlib.datasets import DatasetNotFoundError, load_dataset, load_distractors, with_distractors
 from fsrlib.datasets.oxford_paris import PARIS_CORRUPT
 from fsrlib.imageio import load_image
 from fsrlib.retrieval import compute_map, compute_map_revisited
@@ -118,6 +118,9 @@ def test_distractors_are_appended_after_the_database(tmp_path, tiny_dataset):
     assert ds.gnd == tiny_dataset.gnd and ds.name == "tiny+flickr100k"
     assert Path(ds.path(ds.images[3])).is_file()  # absolute paths outside the benchmark's root
     assert "2 flickr100k distractors appended (100071 in the full set)" in ds.notes
+    alone = load_distractors("flickr100k", tmp_path / "flickr100k", limit=2)
+    assert alone.split_items("db")[1].path == "oxc1_100k/d1.jpg" and not alone.queries
+    assert alone.path(alone.images[0]).is_file() and alone.name == "flickr100k[:2]"
 
 
 def test_distractors_by_name(tmp_path, monkeypatch, mini_dataset):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..paths import data_root
 from .base import ImageItem, RetrievalDataset
-from .distractors import DISTRACTORS, with_distractors
+from .distractors import DISTRACTORS, load_distractors, with_distractors
 from .holidays import load_holidays
 from .mini import load_mini
 from .oxford_paris import LAYOUTS, DatasetNotFoundError, load_oxford_paris
@@ -55,5 +55,5 @@ def _load_base(name: str, data_dir: Path | None) -> RetrievalDataset:
     return load_holidays(root, "rotated" if name == "holidays_rotated" else "original")
 
 
-__all__ = ["DATASETS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir", "load_dataset",
-           "with_distractors"]
+__all__ = ["DATASETS", "DISTRACTORS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir",
+           "load_dataset", "load_distractors", "with_distractors"]

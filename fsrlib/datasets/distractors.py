@@ -38,3 +38,15 @@ def with_distractors(ds: RetrievalDataset, name: str, root: str | Path,
         f" ({expected} in the full set)" if len(files) < expected else "")
     return replace(ds, name=f"{ds.name}+{name}", images=ds.images + files, notes=ds.notes + (note,),
                    version=f"{ds.version}+{name}:{len(files)}")
+
+
+def load_distractors(name: str, root: str | Path, limit: int | None = None) -> RetrievalDataset:
+    """Distractor set ``name`` on its own, as a dataset whose ``db`` split is its images (no queries).
+
+    Extracting its features once (``split="db"``) caches them for every benchmark they are added to.
+    """
+    root = Path(root)
+    files = distractor_images(name, root)[:limit]
+    return RetrievalDataset(name=name if limit is None else f"{name}[:{limit}]", root=root,
+                            images=tuple(Path(f).relative_to(root.resolve()).as_posix() for f in files),
+                            queries=(), gnd=())
