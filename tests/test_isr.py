@@ -82,10 +82,12 @@ def test_super_resolve_changes_only_luma():
     model = SRCNN()
     with torch.no_grad():
         for p in model.parameters():
-            p.zero_()  # predicts Y = 0 everywhere
-    img = Image.fromarray(np.full((20, 20, 3), 128, np.uint8))
+            p.zero_()  # predicts mid-grey (0.5 on the [0, 1] scale, Y = 16 + 219/2) everywhere
+    img = Image.fromarray(np.full((20, 20, 3), (200, 40, 40), np.uint8))
+    before = rgb_to_ycbcr(np.asarray(img))
     out = rgb_to_ycbcr(np.asarray(super_resolve(model, img)))
-    assert np.allclose(out[..., 0], 16, atol=1) and np.allclose(out[..., 1:], 128, atol=1)
+    assert np.allclose(out[..., 0], 125.5, atol=1)
+    np.testing.assert_allclose(out[..., 1:], before[..., 1:], atol=1.5)  # chroma kept
 
 
 def test_short_training_lowers_the_loss(tiny_dataset):
@@ -125,3 +127,22 @@ def test_features_through_an_upscaler(tiny_dataset):
     assert not np.allclose(raw[1 / 4], isr[1 / 4])
     with pytest.raises(ValueError, match="not trained for ratios"):
         extract_features(tiny_dataset, "query", (1 / 9,), progress=False, upscaler=up)
+
+
+def test_core_experiment_with_isr_rows(mini_dataset, monkeypatch):
+    """srcnn/vdsr go through the same extraction and evaluation; SRCNN has rows only at its trained ratios."""
+    from fsrlib import isr_train
+    from fsrlib.experiment import ExperimentConfig, pivot, run_experiment
+
+    tiny = {"srcnn": {"patch_size": 33, "batch_size": 4, "steps": 3, "lr": 1e-3},
+            "vdsr": {"patch_size": 41, "batch_size": 2, "steps": 2, "lr": 1e-4,
+                     "model_config": {"depth": 3, "channels": 8}}}
+    monkeypatch.setitem(isr_train.ISR_PROFILES, "cpu", tiny)
+    cfg = ExperimentConfig(dataset="mini", data_dir=str(mini_dataset.root), ratios=(1 / 4, 1 / 64),
+                           methods=("raw", "bicubic", "srcnn", "vdsr"))
+    table = run_experiment(cfg, progress=False)
+    m = pivot(table, "mAP")
+    assert m.loc["srcnn", "1/4"] > 0 and np.isnan(m.loc["srcnn", "1/64"])  # no silent bicubic fallback
+    assert m.loc["vdsr"].notna().all()
+    assert m.loc["bicubic"].tolist() == m.loc["raw"].tolist()
+    assert table.attrs["trained_on"].startswith("mini (train split")
