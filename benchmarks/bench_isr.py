@@ -17,7 +17,7 @@ from PIL import Image
 from fsrlib.datasets import load_dataset
 from fsrlib.degrade import PAPER_RATIOS, degrade, ratio_label
 from fsrlib.imageio import load_image
-from fsrlib.isr_train import evaluate_isr, isr_config, isr_key, make_pairs, trained_upscaler
+from fsrlib.isr_train import ISR_PROFILES, evaluate_isr, make_pairs, trained_upscaler
 
 
 def main() -> None:
@@ -34,8 +34,10 @@ def main() -> None:
     for name in args.models:
         t0 = time.perf_counter()
         upscalers[name] = trained_upscaler(ds, name, args.profile)
-        print(f"{name}: trained or loaded in {time.perf_counter() - t0:.1f} s "
-              f"(profile {args.profile}: {isr_config(name, args.profile)}; key {isr_key(ds, isr_config(name))})")
+        trained = sum(h.get("train_seconds", 0.0) for h in upscalers[name].histories.values())
+        print(f"{name}: ready in {time.perf_counter() - t0:.1f} s; training took {trained:.1f} s when it ran "
+              f"({len(upscalers[name].histories)} network(s), profile {args.profile}: "
+              f"{ISR_PROFILES[args.profile][name]})")
     hr, lr = make_pairs(ds, "db", PAPER_RATIOS, limit=args.test_images)
     table = evaluate_isr(upscalers, hr, lr)
     print(f"\nPSNR / SSIM on Y, {len(hr)} held-out images:")

@@ -129,9 +129,14 @@ def fetch_file(remote: RemoteFile, folder: str | Path, *, progress: bool = True,
         if path.name:
             return candidate
     names = " or ".join(c.filename for c in (remote, *remote.alternatives))
+    advice = "Nothing partial was kept. Check the connection and rerun (finished files are kept), or put the file " \
+             "in that folder by hand."
+    if any("sha256 differs" in e for e in all_errors):
+        advice = (f"What a mirror served differs from what {MANIFEST} recorded on the first fetch: the file changed "
+                  "upstream or arrived corrupt, and it was not kept. If the change is expected, delete the file's "
+                  f"entry from {folder / MANIFEST} and rerun.")
     raise DownloadError(f"could not fetch {names} into {folder}; every mirror failed:\n  " + "\n  ".join(all_errors)
-                        + "\nNothing partial was kept. Check the connection and rerun (finished files are kept), "
-                          "or put the file in that folder by hand.")
+                        + "\n" + advice)
 
 
 def rar_command(archive: Path, dest: Path) -> list[str]:

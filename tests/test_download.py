@@ -150,6 +150,7 @@ def test_changed_file_on_server_is_a_checksum_error(server, tmp_path):
         fetch_oxford(server, tmp_path)
     print("\n--- wrong checksum from the server ---\n" + str(err.value))
     assert "sha256 differs from the one recorded in fsrlib-manifest.json" in str(err.value)
+    assert "delete the file's entry from" in str(err.value)
     assert not (folder / "gt_files_170407.tgz").exists()
 
 
