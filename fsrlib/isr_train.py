@@ -68,11 +68,11 @@ class ISRTrainConfig:
 
 
 #: Budgets, all with Adam and a cosine learning-rate decay. "cpu": minutes on a 2-core CPU (the book's default;
-#: about 50 s per SRCNN network and 3 min for VDSR). "gpu": closer to the papers (VDSR: 41 px patches, batch 64,
+#: about 1 min per SRCNN network and 5 min for VDSR). "gpu": closer to the papers (VDSR: 41 px patches, batch 64,
 #: ~80 epochs of 291 images; here 20k steps of batch 64). SRCNN is not clipped (Dong et al. do not clip).
 ISR_PROFILES: dict[str, dict[str, dict]] = {
-    "cpu": {"srcnn": {"patch_size": 33, "batch_size": 32, "steps": 600, "lr": 2e-3, "grad_clip": None},
-            "vdsr": {"patch_size": 41, "batch_size": 16, "steps": 200, "lr": 3e-4}},
+    "cpu": {"srcnn": {"patch_size": 33, "batch_size": 32, "steps": 1000, "lr": 2e-3, "grad_clip": None},
+            "vdsr": {"patch_size": 41, "batch_size": 16, "steps": 400, "lr": 5e-4}},
     "gpu": {"srcnn": {"patch_size": 33, "batch_size": 128, "steps": 20000, "lr": 1e-3, "grad_clip": None},
             "vdsr": {"patch_size": 41, "batch_size": 64, "steps": 20000, "lr": 3e-4}},
 }

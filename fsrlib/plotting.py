@@ -132,10 +132,11 @@ def _arrow(fig, start_ax, end_ax, label: str = "") -> None:
     fig.add_artist(FancyArrowPatch((a.x1 + 0.005, y), (b.x0 - 0.005, y), transform=fig.transFigure,
                                    arrowstyle="-|>", mutation_scale=14, color="#444444"))
     if label:
-        fig.text((a.x1 + b.x0) / 2, y + 0.03, label, ha="center", va="bottom", fontsize="small")
+        fig.text((a.x1 + b.x0) / 2, y - 0.03, label, ha="center", va="top", fontsize="small")
 
 
-def plot_pipeline(small, bicubic, super_resolved, features: dict, title: str = "") -> plt.Figure:
+def plot_pipeline(small, bicubic, super_resolved, features: dict, title: str = "", isr_name: str = "ISR",
+                  fsr_name: str = "G") -> plt.Figure:
     """The paper's Fig. 1 drawn with real data: (a) FSR enhances the LR *feature*; (b) ISR enhances the *pixels*.
 
     ``small``/``bicubic``/``super_resolved`` are PIL images of one query; ``features`` holds 1-D feature
@@ -155,13 +156,13 @@ def plot_pipeline(small, bicubic, super_resolved, features: dict, title: str = "
         ax.set_title(name, fontsize="small")
         ax.axis("off")
     _feature_strip(a[2], features["lr"], "LR feature F_LR")
-    _feature_strip(a[3], features["fsr"], "G(F_LR): enhanced feature")
+    _feature_strip(a[3], features["fsr"], f"{fsr_name}(F_LR): enhanced feature")
     _feature_strip(a[4], features["hr"], "HR feature F_HR (target)")
     _feature_strip(b[2], features["isr"], "feature of the ISR image")
     _feature_strip(b[3], features["hr"], "HR feature F_HR (target)")
     b[4].axis("off")
-    for left, right, label in ((a[0], a[1], ""), (a[1], a[2], "CNN"), (a[2], a[3], "G (FSR)"),
-                               (b[0], b[1], "SRCNN/VDSR"), (b[1], b[2], "CNN")):
+    for left, right, label in ((a[0], a[1], ""), (a[1], a[2], "CNN"), (a[2], a[3], fsr_name),
+                               (b[0], b[1], isr_name), (b[1], b[2], "CNN")):
         _arrow(fig, left, right, label)
     a[4].set_xlabel(f"distance to F_HR: LR {np.linalg.norm(features['lr'] - features['hr']):.3f}, "
                     f"FSR {np.linalg.norm(features['fsr'] - features['hr']):.3f}", fontsize="small")
