@@ -78,7 +78,7 @@ def main() -> None:
         for dim in args.dims:
             for backend in args.backends:
                 out = subprocess.run([sys.executable, __file__, "--one", str(n), str(dim), backend],
-                                     capture_output=True, text=True)
+                                     capture_output=True, text=True, check=False)
                 if out.returncode != 0:
                     print(f"| {n} | {dim} | {backend} | failed: {out.stderr.strip()[-200:]} |")
                     continue

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fetch import main  # noqa: E402
+from fetch import main
 
 if __name__ == "__main__":
     sys.exit(main(["oxford5k", *sys.argv[1:]]))

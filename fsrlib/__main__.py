@@ -6,9 +6,8 @@ import sys
 from fractions import Fraction
 
 from .degrade import PAPER_RATIOS
+from .experiment import PROFILES, ExperimentConfig, pivot, profile_settings, run_experiment, save_table, worse_than_raw
 from .methods import DEFAULT_METHODS, ISR_METHODS, METHODS
-from .experiment import (PROFILES, ExperimentConfig, pivot, profile_settings, run_experiment, save_table,
-                         worse_than_raw)
 
 
 def parse_ratio(text: str) -> float:

@@ -188,7 +188,7 @@ def unpack(remote: RemoteFile, folder: Path) -> None:
             except tarfile.TarError as exc:
                 raise DownloadError(f"{archive} is not a readable tar archive ({exc}); delete it and rerun") from exc
         elif remote.unpack == "rar":
-            result = subprocess.run(rar_command(archive, staging), capture_output=True, text=True)
+            result = subprocess.run(rar_command(archive, staging), capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise DownloadError(f"extracting {archive} failed (exit {result.returncode}): "
                                     f"{(result.stderr or result.stdout).strip()[-500:]}")

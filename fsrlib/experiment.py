@@ -26,6 +26,7 @@ from .isr_train import trained_upscaler
 from .methods import ISR_METHODS, METHODS, UNTRAINED
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
 
+
 @dataclass
 class ExperimentConfig:
     """Everything that defines one run of the core experiment (paper values as defaults)."""

@@ -69,7 +69,7 @@ def train_config(cfg: ExperimentConfig, **changes) -> TrainConfig:
     return replace(base, **changes)
 
 
-def generator_method(**changes) -> Callable[[Features, "ExperimentConfig"], Enhancer]:
+def generator_method(**changes) -> Callable[[Features, ExperimentConfig], Enhancer]:
     def factory(train: Features, cfg: ExperimentConfig) -> Enhancer:
         result = train_cached(train, train_config(cfg, **changes), cache_dir=cfg.cache_dir)
         return torch_enhancer(result.generator, cfg.device)
@@ -77,7 +77,7 @@ def generator_method(**changes) -> Callable[[Features, "ExperimentConfig"], Enha
     return factory
 
 
-METHODS: dict[str, Callable[[Features, "ExperimentConfig"], Enhancer]] = {
+METHODS: dict[str, Callable[[Features, ExperimentConfig], Enhancer]] = {
     "raw": raw,
     "ridge": ridge,
     "mlp": mlp,

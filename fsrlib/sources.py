@@ -30,7 +30,7 @@ class RemoteFile:
     unpack: str | None = None
     into: str = "."
     strip_top: bool = False
-    alternatives: tuple["RemoteFile", ...] = field(default_factory=tuple)
+    alternatives: tuple[RemoteFile, ...] = field(default_factory=tuple)
 
 
 def _mirrors(bases: tuple[str, ...], rel: str) -> tuple[str, ...]:

@@ -16,8 +16,15 @@ import pytest
 from PIL import Image
 
 from fsrlib.datasets import load_dataset
-from fsrlib.download import (MANIFEST, ChecksumMismatchError, DownloadError, Manifest, RarToolMissingError,
-                             fetch_benchmark, rar_command)
+from fsrlib.download import (
+    MANIFEST,
+    ChecksumMismatchError,
+    DownloadError,
+    Manifest,
+    RarToolMissingError,
+    fetch_benchmark,
+    rar_command,
+)
 from fsrlib.sources import SOURCES, RemoteFile
 from tests.rar4 import write_rar_volumes
 
@@ -32,7 +39,7 @@ class Server:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
+            def do_GET(self):
                 name = self.path.rsplit("/", 1)[-1]
                 server.requests.append(self.path)
                 data = server.files.get(name)
@@ -104,7 +111,7 @@ def test_fetch_unpack_and_load(server, tmp_path):
     server.files.update(oxford_archives())
     folder = fetch_oxford(server, tmp_path)
     assert folder == tmp_path / "oxford5k"
-    assert sorted(p.name for p in (folder / "oxbuild_images").iterdir())[0] == "all_souls_000001.jpg"
+    assert min(p.name for p in (folder / "oxbuild_images").iterdir()) == "all_souls_000001.jpg"
     manifest = Manifest(folder / MANIFEST)
     assert set(manifest.entries) == {"oxbuild_images-v1.tgz", "gt_files_170407.tgz"}
     assert all(len(e["sha256"]) == 64 and e["unpacked"] for e in manifest.entries.values())

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import fsrlib.features as features
+from fsrlib import features
 from fsrlib.features import extract_features
 
 

@@ -5,8 +5,18 @@ import pytest
 import torch
 from PIL import Image
 
-from fsrlib.isr import (SRCNN, VDSR, Upscaler, VDSRConfig, build_isr_model, psnr, rgb_to_ycbcr, ssim,
-                        super_resolve, ycbcr_to_rgb)
+from fsrlib.isr import (
+    SRCNN,
+    VDSR,
+    Upscaler,
+    VDSRConfig,
+    build_isr_model,
+    psnr,
+    rgb_to_ycbcr,
+    ssim,
+    super_resolve,
+    ycbcr_to_rgb,
+)
 from fsrlib.isr_train import ISRTrainConfig, evaluate_isr, isr_config, make_pairs, sample_batch, train_isr
 from fsrlib.models import count_parameters
 
@@ -96,7 +106,7 @@ def test_short_training_lowers_the_loss(tiny_dataset):
     x, y = sample_batch(hr, lr, 4, 33, np.random.default_rng(0))
     assert x.shape == y.shape == (4, 1, 33, 33)
     cfg = ISRTrainConfig(model="srcnn", ratios=(1 / 4,), patch_size=33, batch_size=16, steps=60, lr=1e-3)
-    model, history = train_isr(hr, lr, cfg)
+    _, history = train_isr(hr, lr, cfg)
     first, last = np.mean(history["loss"][:10]), np.mean(history["loss"][-10:])
     assert last < 0.5 * first
     with pytest.raises(ValueError, match="patch size"):

@@ -1,8 +1,15 @@
 import pytest
 import torch
 
-from fsrlib.losses import (FocalDistance, adversarial_loss, critic_loss, focal_distance, generator_loss,
-                           gradient_penalty, mse_loss)
+from fsrlib.losses import (
+    FocalDistance,
+    adversarial_loss,
+    critic_loss,
+    focal_distance,
+    generator_loss,
+    gradient_penalty,
+    mse_loss,
+)
 
 
 def test_known_values():

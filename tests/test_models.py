@@ -1,8 +1,18 @@
 import pytest
 import torch
 
-from fsrlib.models import (Conv2dSame, CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig,
-                           count_parameters, grid_side, layer_table, same_padding, to_grid)
+from fsrlib.models import (
+    Conv2dSame,
+    CriticConfig,
+    FeatureCritic,
+    FeatureGenerator,
+    GeneratorConfig,
+    count_parameters,
+    grid_side,
+    layer_table,
+    same_padding,
+    to_grid,
+)
 
 TABLE2 = [(64, 64, 4), (32, 32, 8), (32, 32, 16), (16, 16, 32), (16, 16, 64), (8, 8, 128), (4096,)]
 TABLE3 = [(32, 32, 8), (16, 16, 16), (8, 8, 32), (8, 8, 64), (1,)]

@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from fsrlib.retrieval import (average_precision, compute_map, l2_normalize, positive_positions, precision_at_k,
-                              rank_database)
+from fsrlib.retrieval import (
+    average_precision,
+    compute_map,
+    l2_normalize,
+    positive_positions,
+    precision_at_k,
+    rank_database,
+)
 
 
 def oxford_compute_ap(ranked, pos, junk):

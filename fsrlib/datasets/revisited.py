@@ -32,7 +32,7 @@ def load_revisited(name: str, root: str | Path) -> RetrievalDataset:
             f"{name} needs {gnd_file.name} and the {REVISITED[name]} images ({base['images']}/) under {root}. Run "
             f"`python data_scripts/fetch.py {name} --data-dir {root.parent}`.")
     with gnd_file.open("rb") as fh:
-        cfg = pickle.load(fh)  # noqa: S301 - revisitop's own format, checked by the fetch manifest
+        cfg = pickle.load(fh)
     missing_keys = {"imlist", "qimlist", "gnd"} - set(cfg)
     if missing_keys:
         raise ValueError(f"{gnd_file} is not a revisitop ground-truth file (missing {sorted(missing_keys)})")
