@@ -83,7 +83,7 @@ def verify_existing(path: Path, manifest: Manifest) -> None:
 
 
 def _fetch_one(remote: RemoteFile, folder: Path, manifest: Manifest, progress: bool,
-               retries: int) -> tuple[Path, list[str]]:
+               retries: int) -> tuple[Path | None, list[str]]:
     pooch.get_logger().setLevel(logging.WARNING)  # its "use this known_hash" advice: the manifest does that
     entry = manifest.get(remote.filename)
     known = f"sha256:{entry['sha256']}" if entry else None
@@ -109,7 +109,7 @@ def _fetch_one(remote: RemoteFile, folder: Path, manifest: Manifest, progress: b
                                 recorded=_now())
             log.info("fetched %s from %s", remote.filename, url)
             return path, errors
-    return Path(), errors
+    return None, errors
 
 
 def fetch_file(remote: RemoteFile, folder: str | Path, *, progress: bool = True, retries: int = 2) -> RemoteFile:
@@ -126,7 +126,7 @@ def fetch_file(remote: RemoteFile, folder: str | Path, *, progress: bool = True,
     for candidate in (remote, *remote.alternatives):
         path, errors = _fetch_one(candidate, folder, manifest, progress, retries)
         all_errors += errors
-        if path.name:
+        if path is not None:
             return candidate
     names = " or ".join(c.filename for c in (remote, *remote.alternatives))
     advice = "Nothing partial was kept. Check the connection and rerun (finished files are kept), or put the file " \

@@ -7,7 +7,7 @@ channels stay bicubic:
 - **SRCNN** (Dong et al. 2014, the 9-1-5 network): conv 9x9 -> 64, ReLU,
   conv 1x1 -> 32, ReLU, conv 5x5 -> 1. Replicate padding keeps the image
   size (the original trains on valid convolutions and crops 6 px of border;
-  zero padding darkens the border and cost 0.8 dB here). Input and output are
+  zero padding would darken the border). Input and output are
   centred on mid-grey (``body(y - 0.5) + 0.5``): the same functions, faster
   training.
 - **VDSR** (Kim et al. 2016): 20 conv 3x3 layers of 64 channels with ReLU

@@ -131,3 +131,13 @@ def test_distractors_by_name(tmp_path, monkeypatch, mini_dataset):
     ds = load_dataset("mini+flickr100k", mini_dataset.root)
     assert len(ds.images) == len(mini_dataset.images) + 1
 
+
+
+def test_default_folders_are_the_ones_the_fetch_script_fills(tmp_path, monkeypatch):
+    from fsrlib.datasets import default_dir
+
+    monkeypatch.setenv("FSRLIB_DATA", str(tmp_path))
+    assert default_dir("roxford5k") == tmp_path / "oxford5k"  # revisited ground truth beside the images
+    assert default_dir("holidays_rotated") == tmp_path / "holidays"
+    assert default_dir("flickr100k") == tmp_path / "flickr100k"
+    assert default_dir("mini") == tmp_path / "mini"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..paths import data_root
+from ..sources import SOURCES
 from .base import ImageItem, RetrievalDataset
 from .distractors import DISTRACTORS, load_distractors, with_distractors
 from .holidays import load_holidays
@@ -21,11 +22,9 @@ DATASETS = ("mini", "paris6k", "oxford5k", "rparis6k", "roxford5k", "holidays", 
 
 
 def default_dir(name: str) -> Path:
-    """Where a benchmark's files live unless told otherwise: ``$FSRLIB_DATA/<folder>``."""
-    folder = REVISITED.get(name, name)
-    folder = "holidays" if folder.startswith("holidays") else folder
-    folder = DISTRACTORS[folder]["folder"] if folder in DISTRACTORS else folder
-    return data_root() / folder
+    """Where a benchmark's files live unless told otherwise: the folder the fetch script fills,
+    ``$FSRLIB_DATA/<folder>`` (revisited benchmarks share the original's folder)."""
+    return data_root() / (SOURCES[name][0] if name in SOURCES else name)
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None,

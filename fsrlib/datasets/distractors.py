@@ -12,9 +12,8 @@ from pathlib import Path
 from .base import RetrievalDataset
 from .oxford_paris import DatasetNotFoundError
 
-#: Distractor sets: folder name under the data root, and the image count of the complete set.
-DISTRACTORS = {"flickr100k": {"folder": "flickr100k", "n_images": 100_071},
-               "revisitop1m": {"folder": "revisitop1m", "n_images": 1_001_001}}
+#: Distractor sets and the image count of each complete set (their folders: ``fsrlib.sources.SOURCES``).
+DISTRACTORS = {"flickr100k": {"n_images": 100_071}, "revisitop1m": {"n_images": 1_001_001}}
 
 
 def distractor_images(name: str, root: str | Path) -> tuple[str, ...]:
