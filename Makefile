@@ -3,6 +3,12 @@
 #   make test   run the whole test suite
 .PHONY: setup book test experiment clean
 
+# The shared development subsets (INRIA Holidays, Paris6k) beside the checkout, used by the book and the tests when
+# present; override with `make book FSRLIB_DEV_DATA=/path/to/data` (a folder holding holidays-subset/ and
+# paris6k-subset/), or set it empty to run everything on the embedded mini dataset only.
+FSRLIB_DEV_DATA ?= $(abspath ../shared/data)
+export FSRLIB_DEV_DATA
+
 setup:
 	bash scripts/setup_venv.sh
 

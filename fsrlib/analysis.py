@@ -57,3 +57,51 @@ def map_with_distractors(queries: np.ndarray, database: np.ndarray, distractors:
 def top_k(queries: np.ndarray, database: np.ndarray, k: int = 5) -> np.ndarray:
     """``(Q, k)`` indices of the k nearest database items of each query."""
     return rank_database(queries, database)[:k].T
+
+
+def seed_mean_ap(per_query: pd.DataFrame) -> pd.DataFrame:
+    """Per-query AP averaged over seeds: one row per (method, ratio, query)."""
+    return per_query.groupby(["method", "ratio", "query"], sort=False)["ap"].mean().reset_index()
+
+
+def summarize(per_query: pd.DataFrame, *, baseline: str = "raw", reference: str = "hr",
+              n_boot: int = 2000) -> pd.DataFrame:
+    """mAP of every method and ratio with its 95% bootstrap interval over queries, the spread over seeds, the
+    share of the down-scaling gap it recovers, and a computed verdict against ``baseline`` (paired bootstrap).
+
+    ``per_query`` is :attr:`fsrlib.experiment.ExperimentResult.per_query`. Per-query APs are averaged over
+    seeds first, so the interval is that of the seeds' mean.
+    """
+    from .stats import bootstrap_interval, compare, gap_recovered
+
+    mean_ap = seed_mean_ap(per_query)
+    by_seed = per_query.groupby(["method", "ratio", "seed"], sort=False)["ap"].mean()
+    rows = []
+    for (method, ratio), group in mean_ap.groupby(["method", "ratio"], sort=False):
+        ap = group.sort_values("query")["ap"].to_numpy()
+        lo, hi = bootstrap_interval(ap, n_boot=n_boot)
+        seeds = by_seed.loc[(method, ratio)]
+        row = {"method": method, "ratio": ratio, "ratio_label": ratio_label(ratio), "mAP": float(np.nanmean(ap)),
+               "lo": lo, "hi": hi, "seeds": len(seeds), "seed_min": float(seeds.min()), "seed_max": float(seeds.max())}
+        base = mean_ap[(mean_ap["method"] == baseline) & (mean_ap["ratio"] == ratio)].sort_values("query")["ap"]
+        ref = mean_ap[(mean_ap["method"] == reference) & (mean_ap["ratio"] == ratio)]["ap"]
+        if method not in (baseline, reference) and len(base) == len(ap):
+            result = compare(ap, base.to_numpy(), n_boot=n_boot)
+            row.update({f"vs {baseline}": result.diff, "diff_lo": result.lo, "diff_hi": result.hi,
+                        "verdict": result.verdict})
+        if len(base) and len(ref):
+            row["gap recovered"] = gap_recovered(row["mAP"], float(np.nanmean(base)), float(np.nanmean(ref)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rescued_and_broken(per_query: pd.DataFrame, method: str, ratio: float, *, baseline: str = "raw",
+                       threshold: float = 0.25) -> pd.DataFrame:
+    """Queries whose AP (seed mean) a method raises (``rescued``) or lowers (``broken``) by more than ``threshold``
+    against ``baseline`` at ``ratio``, largest changes first."""
+    mean_ap = seed_mean_ap(per_query)
+    at = mean_ap[mean_ap["ratio"] == ratio].pivot(index="query", columns="method", values="ap")
+    change = (at[method] - at[baseline]).rename("change")
+    table = pd.DataFrame({baseline: at[baseline], method: at[method], "change": change})
+    table["effect"] = np.where(change > threshold, "rescued", np.where(change < -threshold, "broken", ""))
+    return table[table["effect"] != ""].sort_values("change", key=np.abs, ascending=False)

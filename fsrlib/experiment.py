@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,9 @@ from .degrade import PAPER_RATIOS, Method, Reference, ratio_label
 from .features import extract_features
 from .isr_train import trained_upscaler
 from .methods import ISR_METHODS, METHODS, UNTRAINED
+from .protocols import Fold, make_folds
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
+from .seed import deterministic
 
 
 @dataclass
@@ -44,6 +46,14 @@ class ExperimentConfig:
     seed: int = 0
     device: str = "cpu"
     cache_dir: str | None = None
+    #: evaluation protocol (:mod:`fsrlib.protocols`): "paper", "group_disjoint" or "cross_dataset"
+    protocol: str = "paper"
+    folds: int = 3
+    fold_seed: int = 0
+    #: the cross-dataset protocol's training collections and their folders (None: the default folder)
+    train_on: tuple[str, ...] = ()
+    train_data_dirs: tuple[str | None, ...] = ()
+    #: older spelling of a one-collection cross-dataset run (``train_on=(name,)``)
     train_dataset: str | None = None
     train_data_dir: str | None = None
     isr_profile: str = "cpu"
@@ -77,81 +87,153 @@ def split_features(ds: RetrievalDataset, split: str, ratios: Sequence[float], cf
     return {r: l2_normalize(f) for r, f in feats.items()}
 
 
-def evaluate(enhanced: np.ndarray, hr: np.ndarray, db: np.ndarray, ds: RetrievalDataset,
-             kappas: Sequence[int]) -> dict[str, float]:
-    """Distance to the HR query feature, mAP and mP@k of one set of query features.
+@dataclass
+class ExperimentResult:
+    """What :func:`run` returns: the tidy table, every query's AP and distance, and what each fold trained on."""
+
+    table: pd.DataFrame
+    per_query: pd.DataFrame
+    folds: list[str]
+
+
+def resolve_folds(cfg: ExperimentConfig, ds: RetrievalDataset) -> list[Fold]:
+    """The folds of ``cfg.protocol`` on ``ds``; ``train_dataset`` (old spelling) means the cross-dataset protocol.
+
+    Training collections are loaded from their own folders and keyed by folder
+    and content, so ``--train-dataset paris6k --train-data-dir A`` never trains
+    on the test folder's images.
+    """
+    protocol, names = cfg.protocol, list(cfg.train_on)
+    dirs = list(cfg.train_data_dirs) + [None] * (len(names) - len(cfg.train_data_dirs))
+    if cfg.train_dataset is not None:
+        protocol, names, dirs = "cross_dataset", [cfg.train_dataset], [cfg.train_data_dir]
+    sources = [load_dataset(n, d) for n, d in zip(names, dirs)] if protocol == "cross_dataset" else []
+    return make_folds(ds, protocol, k=cfg.folds, seed=cfg.fold_seed, train_sources=sources)
+
+
+def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: bool = True) -> ExperimentResult:
+    """Run the core experiment under ``cfg.protocol`` for every seed in ``seeds`` (default: ``cfg.seed``).
+
+    Each fold's trained methods learn from that fold's training set only
+    (:mod:`fsrlib.protocols`); its queries are enhanced by that model and ranked
+    against the full database, and the folds' queries are pooled, so every query
+    is scored once per seed. Untrained methods do not depend on the seed and are
+    run once.
+    """
+    unknown = [m for m in cfg.methods if m not in METHODS and m not in ISR_METHODS]
+    if unknown:
+        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *ISR_METHODS])}")
+    seeds = tuple(seeds) if seeds is not None else (cfg.seed,)
+    ds = load_dataset(cfg.dataset, cfg.data_dir)
+    db = split_features(ds, "db", (), cfg, progress)[1.0]
+    queries = split_features(ds, "query", cfg.ratios, cfg, progress)
+    trained = [m for m in cfg.methods if m not in UNTRAINED]
+    folds = resolve_folds(cfg, ds) if trained else []
+    reference = score_queries(queries[1.0], queries[1.0], db, ds, cfg.kappas)
+    records, per_query = [], []
+    for ratio in cfg.ratios:
+        records.append({"method": "hr", "ratio": ratio, "seed": seeds[0], **reference.row})
+        per_query.append(reference.frame("hr", ratio, seeds[0]))
+    for name in cfg.methods:
+        for seed in (seeds if name in trained else seeds[:1]):
+            run_cfg = replace(cfg, seed=seed)
+            for ratio, enhanced in enhance_queries(name, run_cfg, ds, folds, queries, progress).items():
+                scores = score_queries(enhanced, queries[1.0], db, ds, cfg.kappas)
+                records.append({"method": name, "ratio": ratio, "seed": seed, **scores.row})
+                per_query.append(scores.frame(name, ratio, seed))
+    wide = pd.DataFrame.from_records(records)
+    wide.insert(2, "ratio_label", [ratio_label(r) for r in wide["ratio"]])
+    tidy = wide.melt(id_vars=["method", "ratio", "ratio_label", "seed"], var_name="metric", value_name="value")
+    tidy.insert(0, "dataset", ds.name)
+    tidy.insert(1, "backbone", cfg.backbone)
+    tidy.insert(2, "protocol", cfg.protocol if cfg.train_dataset is None else "cross_dataset")
+    tidy.attrs["config"] = asdict(cfg)
+    described = [f.describe() for f in folds]
+    tidy.attrs["trained_on"] = "; ".join(described) if described else None
+    pq = pd.concat(per_query, ignore_index=True)
+    pq.insert(0, "query_name", [ds.queries[q] for q in pq["query"]])
+    return ExperimentResult(table=tidy, per_query=pq, folds=described)
+
+
+def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFrame:
+    """The tidy table of :func:`run` for ``cfg.seed`` (one row per method, ratio and metric)."""
+    return run(cfg, progress=progress).table
+
+
+def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, folds: Sequence[Fold],
+                    queries: dict[float, np.ndarray], progress: bool) -> dict[float, np.ndarray]:
+    """Every query's enhanced feature ``{ratio: (Q, D)}``, each query by the model of the fold that holds it.
+
+    ISR methods give rows only at the ratios their models were trained for (SRCNN: 1/4, 1/9, 1/16).
+    """
+    if name in UNTRAINED:
+        enhance = METHODS[name]({}, cfg)
+        return {r: enhance(queries[r], r) for r in cfg.ratios}
+    out: dict[float, np.ndarray] = {}
+    for fold in folds:
+        index = np.asarray(fold.query_index, dtype=np.int64)
+        if name in ISR_METHODS:  # extraction runs over every query; keep this fold's rows
+            fold_feats = {r: f[index] for r, f in isr_query_features(name, ds, fold.train, cfg, progress).items()}
+        else:
+            train = split_features(fold.train, "train", cfg.ratios, cfg, progress)
+            with deterministic():
+                enhance = METHODS[name](train, cfg)
+            fold_feats = {r: enhance(queries[r][index], r) for r in cfg.ratios}
+        for r, feats in fold_feats.items():
+            out.setdefault(r, np.full_like(queries[r], np.nan))[index] = feats
+    return out
+
+
+@dataclass
+class QueryScores:
+    """Per-query AP and distance of one set of query features, and their means (one table row)."""
+
+    ap: np.ndarray
+    distance: np.ndarray
+    row: dict[str, float]
+
+    def frame(self, method: str, ratio: float, seed: int) -> pd.DataFrame:
+        return pd.DataFrame({"method": method, "ratio": ratio, "seed": seed, "query": np.arange(len(self.ap)),
+                             "ap": self.ap, "distance": self.distance})
+
+
+def score_queries(enhanced: np.ndarray, hr: np.ndarray, db: np.ndarray, ds: RetrievalDataset,
+                  kappas: Sequence[int]) -> QueryScores:
+    """Distance to the HR query feature, mAP and mP@k of one set of query features (per query and mean).
 
     On a revisited benchmark, ``mAP`` and ``mP@k`` are the Medium setting's and
     ``mAP easy`` / ``mAP hard`` are added.
     """
     enhanced = l2_normalize(enhanced)
     ranks = rank_database(enhanced, db)
-    m_ap, _, _, mpr = compute_map(ranks, ds.gnd, kappas)
-    row = {"distance": float(np.linalg.norm(enhanced - hr, axis=1).mean()), "mAP": m_ap}
+    m_ap, aps, _, mpr = compute_map(ranks, ds.gnd, kappas)
+    distance = np.linalg.norm(enhanced - hr, axis=1)
+    row = {"distance": float(distance.mean()), "mAP": m_ap}
     row.update({f"mP@{k}": v for k, v in mpr.items()})
     if ds.protocol == "revisited":
         settings = compute_map_revisited(ranks, ds.gnd, kappas)
         row.update({"mAP easy": settings["easy"]["mAP"], "mAP hard": settings["hard"]["mAP"]})
-    return row
+    return QueryScores(ap=aps, distance=distance, row=row)
 
 
-def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFrame:
-    """Run the core experiment; returns a tidy table (one row per method, ratio and metric).
-
-    Trained methods learn from the training split of ``cfg.train_dataset``
-    (default: the test dataset's own, the paper's within-dataset protocol; another
-    name gives the cross-dataset protocol). Query images never enter it: every
-    loader keeps them out of ``train``.
-    """
-    unknown = [m for m in cfg.methods if m not in METHODS and m not in ISR_METHODS]
-    if unknown:
-        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *ISR_METHODS])}")
-    ds = load_dataset(cfg.dataset, cfg.data_dir)
-    db = split_features(ds, "db", (), cfg, progress)[1.0]
-    queries = split_features(ds, "query", cfg.ratios, cfg, progress)
-    train: dict[float, np.ndarray] = {}
-    source = ds
-    if any(m not in UNTRAINED for m in cfg.methods):
-        if cfg.train_dataset is not None and cfg.train_dataset != ds.name:
-            source = load_dataset(cfg.train_dataset, cfg.train_data_dir)
-        if not source.train:
-            raise ValueError(f"{source.name} has no training split; pass train_dataset= another dataset "
-                             "(the cross-dataset protocol), e.g. 'mini' or 'paris6k'")
-    if any(m in METHODS and m not in UNTRAINED for m in cfg.methods):
-        train = split_features(source, "train", cfg.ratios, cfg, progress)
-    reference_row = evaluate(queries[1.0], queries[1.0], db, ds, cfg.kappas)
-    records = [{"method": "hr", "ratio": ratio, **reference_row} for ratio in cfg.ratios]
-    for name in cfg.methods:
-        if name in ISR_METHODS:
-            records += isr_records(name, ds, source, db, queries[1.0], cfg, progress)
-            continue
-        enhance = METHODS[name](train, cfg)
-        for ratio in cfg.ratios:
-            records.append({"method": name, "ratio": ratio,
-                            **evaluate(enhance(queries[ratio], ratio), queries[1.0], db, ds, cfg.kappas)})
-    wide = pd.DataFrame.from_records(records)
-    wide.insert(2, "ratio_label", [ratio_label(r) for r in wide["ratio"]])
-    tidy = wide.melt(id_vars=["method", "ratio", "ratio_label"], var_name="metric", value_name="value")
-    tidy.insert(0, "dataset", ds.name)
-    tidy.insert(1, "backbone", cfg.backbone)
-    tidy.attrs["config"] = asdict(cfg)
-    trained = train or any(m in ISR_METHODS for m in cfg.methods)
-    tidy.attrs["trained_on"] = f"{source.name} (train split, {len(source.train)} images)" if trained else None
-    return tidy
+def evaluate(enhanced: np.ndarray, hr: np.ndarray, db: np.ndarray, ds: RetrievalDataset,
+             kappas: Sequence[int]) -> dict[str, float]:
+    """The mean row of :func:`score_queries`."""
+    return score_queries(enhanced, hr, db, ds, kappas).row
 
 
-def isr_records(name: str, ds: RetrievalDataset, source: RetrievalDataset, db: np.ndarray, hr: np.ndarray,
-                cfg: ExperimentConfig, progress: bool) -> list[dict]:
-    """Rows of an ISR method: train (or load) it on ``source``'s training images, super-resolve the queries at
-    the ratios it was trained for, extract and evaluate. Other ratios get no row (SRCNN: 1/4, 1/9, 1/16)."""
-    upscaler = trained_upscaler(source, name, cfg.isr_profile, cfg.degradation, cfg.reference, cfg.seed,
-                                cfg.device, cfg.cache_dir)
+def isr_query_features(name: str, ds: RetrievalDataset, source: RetrievalDataset, cfg: ExperimentConfig,
+                       progress: bool) -> dict[float, np.ndarray]:
+    """ISR then features: train (or load) ``name`` on ``source``'s training images, super-resolve the queries at
+    the ratios it was trained for and extract (L2-normalised). Other ratios are absent."""
+    with deterministic():
+        upscaler = trained_upscaler(source, name, cfg.isr_profile, cfg.degradation, cfg.reference, cfg.seed,
+                                    cfg.device, cfg.cache_dir)
     ratios = [r for r in cfg.ratios if upscaler.supports(r)]
     if not ratios:
-        return []
+        return {}
     feats = extract_features(ds, "query", ratios, upscaler=upscaler, **feature_kwargs(cfg, progress))
-    return [{"method": name, "ratio": r, **evaluate(l2_normalize(feats[r]), hr, db, ds, cfg.kappas)}
-            for r in ratios]
+    return {r: l2_normalize(f) for r, f in feats.items()}
 
 
 def pivot(table: pd.DataFrame, metric: str = "mAP") -> pd.DataFrame:

@@ -13,3 +13,12 @@ def cache_root() -> Path:
 def data_root() -> Path:
     """Where benchmarks are downloaded: ``$FSRLIB_DATA``, else ``~/fsrlib_data``."""
     return Path(os.environ.get("FSRLIB_DATA", Path.home() / "fsrlib_data")).expanduser()
+
+
+def dev_data_root() -> Path | None:
+    """Folder of development subsets (``holidays-subset/``, ``paris6k-subset/``): ``$FSRLIB_DEV_DATA``, if set.
+
+    ``make`` sets it to ``../shared/data`` beside the checkout; a reader's laptop usually has none.
+    """
+    value = os.environ.get("FSRLIB_DEV_DATA")
+    return Path(value).expanduser() if value else None

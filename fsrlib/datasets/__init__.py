@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import data_root
+from ..paths import data_root, dev_data_root
 from ..sources import SOURCES
 from .base import ImageItem, RetrievalDataset
 from .distractors import DISTRACTORS, load_distractors, with_distractors
@@ -25,6 +25,30 @@ def default_dir(name: str) -> Path:
     """Where a benchmark's files live unless told otherwise: the folder the fetch script fills,
     ``$FSRLIB_DATA/<folder>`` (revisited benchmarks share the original's folder)."""
     return data_root() / (SOURCES[name][0] if name in SOURCES else name)
+
+
+#: Where the shared development subsets keep each benchmark (under ``$FSRLIB_DEV_DATA``).
+DEV_SUBSETS = {"holidays": "holidays-subset", "paris6k": "paris6k-subset"}
+
+
+def locate(name: str, data_dir: str | Path | None = None) -> Path | None:
+    """The folder to load benchmark ``name`` from, or ``None`` if it is nowhere on this machine.
+
+    Looks, in order, at ``data_dir``, the fetch script's folder (``$FSRLIB_DATA/<name>``) and the development
+    subset under ``$FSRLIB_DEV_DATA``. Chapters use it to fall back (and say so) when a benchmark is absent.
+    """
+    candidates = [Path(data_dir)] if data_dir is not None else []
+    candidates.append(default_dir(name))
+    dev = dev_data_root()
+    if dev is not None and name in DEV_SUBSETS:
+        candidates.append(dev / DEV_SUBSETS[name])
+    for folder in candidates:
+        try:
+            load_dataset(name, folder)
+        except (DatasetNotFoundError, FileNotFoundError, KeyError):
+            continue
+        return folder
+    return None
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None,
@@ -54,5 +78,5 @@ def _load_base(name: str, data_dir: Path | None) -> RetrievalDataset:
     return load_holidays(root, "rotated" if name == "holidays_rotated" else "original")
 
 
-__all__ = ["DATASETS", "DISTRACTORS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir",
-           "load_dataset", "load_distractors", "with_distractors"]
+__all__ = ["DATASETS", "DEV_SUBSETS", "DISTRACTORS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir",
+           "load_dataset", "load_distractors", "locate", "with_distractors"]

@@ -1,0 +1,162 @@
+"""Evaluation protocols: which images a trained method may learn from, for which test queries.
+
+Three protocols, named for what the model is allowed to see:
+
+| name | training images | what it measures |
+|---|---|---|
+| ``paper`` | the test collection's own non-query images (Sec. 5: Holidays' queries are the test set and *every other
+  image* the training set; Paris/Oxford: the rest of the collection) | FSR on queries whose **scenes the model has
+  seen** (the other photos of the same group / landmark) |
+| ``group_disjoint`` | ``k`` folds over the query groups (Holidays' groups, Paris/Oxford landmarks): each fold's
+  queries are scored by a model trained only on images of the *other* folds' groups, so every query is evaluated
+  once, by a model that never saw its scene | FSR on **unseen scenes of the same kind** |
+| ``cross_dataset`` | another collection's photos (``train_on``, e.g. ``("paris6k", "mini")``) | FSR on **unseen
+  scenes of another kind** |
+
+A protocol yields :class:`Fold` s. Every fold scores a subset of the test
+dataset's queries against the *full* database, and carries its training set
+as a :class:`~fsrlib.datasets.RetrievalDataset` whose ``train`` lists the
+images (absolute paths when several collections are pooled), so the feature
+cache keys it by folder and content, never by name alone.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import RetrievalDataset
+
+PROTOCOLS = ("paper", "group_disjoint", "cross_dataset")
+_HOLIDAYS_GROUP = re.compile(r"(\d{4})\d{2}$")
+_LANDMARK = re.compile(r"(?:paris|oxford)?_?([a-z_]+?)_\d+$")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One training run of a protocol: its test queries (indices into the test dataset's queries) and training set."""
+
+    name: str
+    query_index: tuple[int, ...]
+    train: RetrievalDataset
+
+    def describe(self) -> str:
+        return f"{self.name}: {len(self.query_index)} test queries, trained on {training_label(self.train)}"
+
+
+def training_label(train: RetrievalDataset) -> str:
+    """``"<name> (<n> images from <folder>)"``: what a model learned from, for tables and logs."""
+    return f"{train.name} ({len(train.train)} images from {train.root})"
+
+
+def image_group(dataset: RetrievalDataset, image: str) -> str:
+    """The scene an image shows: Holidays' 4-digit group, a Paris/Oxford landmark, or mini's photograph.
+
+    Two images of one group are photos of the same place or object; a model
+    that saw one has seen the other's scene.
+    """
+    stem = Path(image).stem
+    if dataset.protocol == "holidays":
+        match = _HOLIDAYS_GROUP.match(stem)
+        if match:
+            return match.group(1)
+    if dataset.name.startswith("mini"):
+        return stem.split("_")[0]
+    parent = Path(image).parent.name
+    if parent and parent not in (".", ""):
+        return parent  # paris/<landmark>/..., oxford's flat folder falls through to the name
+    match = _LANDMARK.match(stem)
+    return match.group(1) if match else stem
+
+
+def query_groups(dataset: RetrievalDataset) -> list[str]:
+    """The group of every query, in query order."""
+    return [image_group(dataset, q) for q in dataset.queries]
+
+
+def paper_folds(dataset: RetrievalDataset) -> list[Fold]:
+    """Sec. 5's protocol: train on every image of the collection that is not a query (one fold, all queries)."""
+    everything = tuple(range(len(dataset.queries)))
+    if dataset.train:  # the loader's own training split (mini, Paris/Oxford: every non-query image)
+        return [Fold("paper", everything, dataset)]
+    queries = set(dataset.queries)
+    train = tuple(p for p in dataset.images if p not in queries)
+    if not train:
+        raise ValueError(f"{dataset.name} has no non-query images to train on")
+    return [Fold("paper", everything, replace(dataset, name=f"{dataset.name}-nonquery", train=train))]
+
+
+def group_disjoint_folds(dataset: RetrievalDataset, k: int = 3, seed: int = 0) -> list[Fold]:
+    """``k`` folds over the queries' groups; fold ``i`` trains on images of groups outside fold ``i`` only.
+
+    Groups are shuffled with ``seed`` and dealt round-robin, so folds differ in
+    size by at most one group. Every query is in exactly one fold.
+    """
+    groups = query_groups(dataset)
+    distinct = sorted(set(groups))
+    if k < 2 or k > len(distinct):
+        raise ValueError(f"group-disjoint folds need 2 <= k <= {len(distinct)} (the number of query groups of "
+                         f"{dataset.name}), got k={k}")
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    fold_of = {distinct[g]: i % k for i, g in enumerate(order)}
+    pool = tuple(dict.fromkeys((*dataset.images, *dataset.train)))
+    folds = []
+    for i in range(k):
+        held_out = {g for g, f in fold_of.items() if f == i}
+        train = tuple(p for p in pool if image_group(dataset, p) not in held_out)
+        index = tuple(q for q, g in enumerate(groups) if fold_of[g] == i)
+        folds.append(Fold(f"fold {i + 1}/{k}", index,
+                          replace(dataset, name=f"{dataset.name}-fold{i + 1}of{k}-seed{seed}", train=train)))
+    return folds
+
+
+def pooled_training_set(sources: Sequence[RetrievalDataset], name: str | None = None) -> RetrievalDataset:
+    """One training set from several collections' images (database + train, queries excluded), by absolute path."""
+    paths: list[str] = []
+    for ds in sources:
+        queries = set(ds.queries)
+        own = ds.train or tuple(p for p in ds.images if p not in queries)
+        paths += [str(ds.path(p).resolve()) for p in own]
+    label = name or "+".join(ds.name for ds in sources)
+    return RetrievalDataset(name=label, root=Path("/"), images=(), queries=(), gnd=(), train=tuple(paths),
+                            exif_transpose=any(ds.exif_transpose for ds in sources))
+
+
+def cross_dataset_folds(dataset: RetrievalDataset, train_sources: Sequence[RetrievalDataset]) -> list[Fold]:
+    """Train on other collections (one fold, all queries). Refuses a source folder that is the test's own."""
+    own = dataset.root.resolve()
+    for src in train_sources:
+        if src.root.resolve() == own:
+            raise ValueError(f"cross-dataset training set {src.name} lives in the test dataset's own folder {own}; "
+                             "that is the within-dataset (paper) protocol")
+    single = train_sources[0] if len(train_sources) == 1 and train_sources[0].train else None
+    train = single if single is not None else pooled_training_set(train_sources)  # one source: its own split
+    return [Fold("cross-dataset", tuple(range(len(dataset.queries))), train)]
+
+
+def make_folds(dataset: RetrievalDataset, protocol: str, *, k: int = 3, seed: int = 0,
+               train_sources: Sequence[RetrievalDataset] = ()) -> list[Fold]:
+    """The folds of ``protocol`` (one of :data:`PROTOCOLS`) on ``dataset``."""
+    if protocol == "paper":
+        return paper_folds(dataset)
+    if protocol == "group_disjoint":
+        return group_disjoint_folds(dataset, k=k, seed=seed)
+    if protocol == "cross_dataset":
+        if not train_sources:
+            raise ValueError("the cross_dataset protocol needs training collections (train_on=...)")
+        return cross_dataset_folds(dataset, train_sources)
+    raise KeyError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+
+
+def seen_groups(dataset: RetrievalDataset, fold: Fold) -> set[str]:
+    """Groups of the test dataset whose images are in the fold's training set (for leak checks)."""
+    root = dataset.root.resolve()
+    seen = set()
+    for p in fold.train.train:
+        path = fold.train.path(p).resolve()
+        if path.is_relative_to(root):
+            seen.add(image_group(dataset, path.relative_to(root).as_posix()))
+    return seen
