@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,7 @@ import pandas as pd
 from .datasets import RetrievalDataset, load_dataset
 from .degrade import PAPER_RATIOS, Method, Reference, ratio_label
 from .features import extract_features
-from .isr_train import trained_upscaler
-from .methods import ISR_METHODS, METHODS, UNTRAINED
+from .methods import EXTRACTORS, METHODS, UNTRAINED
 from .protocols import Fold, make_folds
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
 from .seed import deterministic
@@ -94,6 +93,8 @@ class ExperimentResult:
     table: pd.DataFrame
     per_query: pd.DataFrame
     folds: list[str]
+    #: enhanced query features ``{(method, seed): {ratio: (Q, D)}}`` (L2-normalised), for per-query views
+    enhanced: dict[tuple[str, int], dict[float, np.ndarray]] = field(default_factory=dict)
 
 
 def resolve_folds(cfg: ExperimentConfig, ds: RetrievalDataset) -> list[Fold]:
@@ -120,9 +121,9 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
     is scored once per seed. Untrained methods do not depend on the seed and are
     run once.
     """
-    unknown = [m for m in cfg.methods if m not in METHODS and m not in ISR_METHODS]
+    unknown = [m for m in cfg.methods if m not in METHODS and m not in EXTRACTORS]
     if unknown:
-        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *ISR_METHODS])}")
+        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *EXTRACTORS])}")
     seeds = tuple(seeds) if seeds is not None else (cfg.seed,)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     db = split_features(ds, "db", (), cfg, progress)[1.0]
@@ -130,14 +131,16 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
     trained = [m for m in cfg.methods if m not in UNTRAINED]
     folds = resolve_folds(cfg, ds) if trained else []
     reference = score_queries(queries[1.0], queries[1.0], db, ds, cfg.kappas)
-    records, per_query = [], []
+    records, per_query, kept = [], [], {}
     for ratio in cfg.ratios:
         records.append({"method": "hr", "ratio": ratio, "seed": seeds[0], **reference.row})
         per_query.append(reference.frame("hr", ratio, seeds[0]))
     for name in cfg.methods:
         for seed in (seeds if name in trained else seeds[:1]):
             run_cfg = replace(cfg, seed=seed)
-            for ratio, enhanced in enhance_queries(name, run_cfg, ds, folds, queries, progress).items():
+            by_ratio = enhance_queries(name, run_cfg, ds, folds, queries, progress)
+            kept[(name, seed)] = {r: l2_normalize(f) for r, f in by_ratio.items()}
+            for ratio, enhanced in by_ratio.items():
                 scores = score_queries(enhanced, queries[1.0], db, ds, cfg.kappas)
                 records.append({"method": name, "ratio": ratio, "seed": seed, **scores.row})
                 per_query.append(scores.frame(name, ratio, seed))
@@ -152,7 +155,8 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
     tidy.attrs["trained_on"] = "; ".join(described) if described else None
     pq = pd.concat(per_query, ignore_index=True)
     pq.insert(0, "query_name", [ds.queries[q] for q in pq["query"]])
-    return ExperimentResult(table=tidy, per_query=pq, folds=described)
+    kept[("hr", seeds[0])] = {1.0: queries[1.0]}
+    return ExperimentResult(table=tidy, per_query=pq, folds=described, enhanced=kept)
 
 
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFrame:
@@ -172,16 +176,33 @@ def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, fold
     out: dict[float, np.ndarray] = {}
     for fold in folds:
         index = np.asarray(fold.query_index, dtype=np.int64)
-        if name in ISR_METHODS:  # extraction runs over every query; keep this fold's rows
-            fold_feats = {r: f[index] for r, f in isr_query_features(name, ds, fold.train, cfg, progress).items()}
+        if name in EXTRACTORS:  # extraction runs over every query; keep this fold's rows
+            fold_feats = {r: f[index] for r, f in EXTRACTORS[name](ds, fold.train, cfg, progress).items()}
         else:
-            train = split_features(fold.train, "train", cfg.ratios, cfg, progress)
+            train = training_features(fold.train, ds, cfg, progress)
             with deterministic():
                 enhance = METHODS[name](train, cfg)
             fold_feats = {r: enhance(queries[r][index], r) for r in cfg.ratios}
         for r, feats in fold_feats.items():
             out.setdefault(r, np.full_like(queries[r], np.nan))[index] = feats
     return out
+
+
+def training_features(train: RetrievalDataset, ds: RetrievalDataset, cfg: ExperimentConfig,
+                      progress: bool) -> dict[float, np.ndarray]:
+    """L2-normalised features of ``train``'s training images at ratio 1 and every ratio of ``cfg``.
+
+    When every training image is one of the test collection's database images
+    (the paper's and the group-disjoint protocols on Holidays), they are taken
+    from the database's features at those ratios, extracted and cached once for
+    all folds, instead of once per fold.
+    """
+    position = {p: i for i, p in enumerate(ds.images)}
+    if train.root == ds.root and train.train and all(p in position for p in train.train):
+        index = np.asarray([position[p] for p in train.train], dtype=np.int64)
+        db = split_features(ds, "db", cfg.ratios, cfg, progress)
+        return {r: f[index] for r, f in db.items()}
+    return split_features(train, "train", cfg.ratios, cfg, progress)
 
 
 @dataclass
@@ -220,20 +241,6 @@ def evaluate(enhanced: np.ndarray, hr: np.ndarray, db: np.ndarray, ds: Retrieval
              kappas: Sequence[int]) -> dict[str, float]:
     """The mean row of :func:`score_queries`."""
     return score_queries(enhanced, hr, db, ds, kappas).row
-
-
-def isr_query_features(name: str, ds: RetrievalDataset, source: RetrievalDataset, cfg: ExperimentConfig,
-                       progress: bool) -> dict[float, np.ndarray]:
-    """ISR then features: train (or load) ``name`` on ``source``'s training images, super-resolve the queries at
-    the ratios it was trained for and extract (L2-normalised). Other ratios are absent."""
-    with deterministic():
-        upscaler = trained_upscaler(source, name, cfg.isr_profile, cfg.degradation, cfg.reference, cfg.seed,
-                                    cfg.device, cfg.cache_dir)
-    ratios = [r for r in cfg.ratios if upscaler.supports(r)]
-    if not ratios:
-        return {}
-    feats = extract_features(ds, "query", ratios, upscaler=upscaler, **feature_kwargs(cfg, progress))
-    return {r: l2_normalize(f) for r, f in feats.items()}
 
 
 def pivot(table: pd.DataFrame, metric: str = "mAP") -> pd.DataFrame:

@@ -16,10 +16,11 @@ as in the paper.
 | ``fsrgan_r3`` | as ``fsrgan`` with r = 3 |
 | ``fsrgan_residual`` | our variant: ``G(f) = f + Δ(f)``, Δ zero-initialised, same losses as ``fsrgan`` |
 | ``bicubic`` | the same as ``raw`` under the ISR methods' name (the paper: raw *is* bicubic) |
-| ``srcnn``, ``vdsr`` | ISR then features: super-resolve the small query, extract (:data:`ISR_METHODS`) |
+| ``srcnn``, ``vdsr`` | ISR then features: super-resolve the small query, extract (:data:`EXTRACTORS`) |
+| ``student`` | beyond the paper: the backbone's last blocks fine-tuned to be resolution-robust (:data:`EXTRACTORS`) |
 
-The ISR methods act on pixels, not features, so the experiment runs them
-through feature extraction (:mod:`fsrlib.isr_train`), not through an enhancer.
+The ISR methods and the student act on pixels, not features, so the
+experiment runs them as *extractors* of the query features, not as enhancers.
 """
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ from .baselines import MLPConfig, RidgeConfig, train_mlp, train_ridge
 from .models import GeneratorConfig
 from .train import TrainConfig, train_cached
 
+from .retrieval import l2_normalize
+from .seed import deterministic
+
 if TYPE_CHECKING:
+    from .datasets import RetrievalDataset
     from .experiment import ExperimentConfig
 
 Enhancer = Callable[[np.ndarray, float], np.ndarray]
@@ -88,7 +93,55 @@ METHODS: dict[str, Callable[[Features, ExperimentConfig], Enhancer]] = {
     "fsrgan_residual": generator_method(loss="gan", r=2.0, generator=GeneratorConfig(residual=True)),
 }
 METHODS["bicubic"] = raw
-#: Methods that super-resolve the query image before extraction (trained on the training split's images).
+
+QueryFeatures = dict[float, np.ndarray]
+#: ``(test dataset, training set, config, progress) -> {ratio: (Q, D)}``: L2-normalised features of *every* query
+#: of the test dataset, extracted through something trained on the training set's images (pixels, not features).
+Extractor = Callable[["RetrievalDataset", "RetrievalDataset", "ExperimentConfig", bool], QueryFeatures]
+
+
+def isr_extractor(model: str) -> Extractor:
+    """ISR then features: train (or load) ISR ``model`` on the training images, super-resolve the queries at the
+    ratios it was trained for and extract. Other ratios are absent (SRCNN: 1/4, 1/9, 1/16)."""
+    def extract(ds: RetrievalDataset, train: RetrievalDataset, cfg: ExperimentConfig, progress: bool) -> QueryFeatures:
+        from .features import extract_features
+        from .isr_train import trained_upscaler
+
+        with deterministic():
+            upscaler = trained_upscaler(train, model, cfg.isr_profile, cfg.degradation, cfg.reference, cfg.seed,
+                                        cfg.device, cfg.cache_dir)
+        ratios = [r for r in cfg.ratios if upscaler.supports(r)]
+        if not ratios:
+            return {}
+        feats = extract_features(ds, "query", ratios, upscaler=upscaler, backbone=cfg.backbone,
+                                 method=cfg.degradation, reference=cfg.reference, device=cfg.device,
+                                 cache_dir=cfg.cache_dir, progress=progress)
+        return {r: l2_normalize(f) for r, f in feats.items()}
+
+    return extract
+
+
+def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: ExperimentConfig, progress: bool) -> QueryFeatures:
+    """The resolution-robust student (:mod:`fsrlib.student`, beyond the paper): Lite0's last blocks fine-tuned on
+    the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
+    queries go through it, the database keeps the frozen backbone's features."""
+    from .student import student_config, student_query_features, train_student
+
+    if cfg.backbone != "efficientnet_lite0":
+        raise ValueError(f"the student fine-tunes efficientnet_lite0's last blocks; backbone {cfg.backbone!r} "
+                         "has no student yet")
+    with deterministic():
+        trained = train_student(train, student_config(cfg.isr_profile, seed=cfg.seed, device=cfg.device),
+                                cache_dir=cfg.cache_dir)
+    feats = student_query_features(trained, ds, cfg.ratios, degradation=cfg.degradation, reference=cfg.reference,
+                                   device=cfg.device, cache_dir=cfg.cache_dir)
+    return {r: l2_normalize(f) for r, f in feats.items()}
+
+
+#: Methods that change how the query's feature is extracted, trained per fold on its images: ISR networks
+#: (SRCNN, VDSR) and the resolution-robust student.
+EXTRACTORS: dict[str, Extractor] = {"srcnn": isr_extractor("srcnn"), "vdsr": isr_extractor("vdsr"),
+                                    "student": student}
 ISR_METHODS = ("srcnn", "vdsr")
 UNTRAINED = {"raw", "bicubic"}
 #: What the core experiment runs unless told otherwise: the paper's method, our variant, and the baselines.

@@ -59,29 +59,37 @@ def show_retrievals(ax_row, query_image, database_images, ranked: list[int], pos
         ax.set_yticks([])
 
 
-def retrieval_explorer(dataset, queries: dict, database, k: int = 5):
+def retrieval_explorer(dataset, queries: dict, database, k: int = 5, *, degradation: str = "uniform",
+                       reference: str = "input"):
     """An ipywidgets view: pick a query and a ratio, see the LR query and its top-k retrievals.
 
-    ``queries`` is ``{ratio: (Q, D)}`` and ``database`` the ``(N, D)`` full-resolution features. Needs a
-    running kernel; chapters put a static figure made with :func:`show_retrievals` beside it.
+    ``queries`` is ``{ratio: (Q, D)}`` (or ``{method: {ratio: (Q, D)}}`` to compare raw, ISR and FSR features
+    of the same queries: one row per method) and ``database`` the ``(N, D)`` full-resolution features. The
+    query is drawn with the chapter's ``degradation``/``reference``. Needs a running kernel; chapters put a
+    static figure made with :func:`show_retrievals` beside it.
     """
     import ipywidgets as widgets
 
     from .analysis import top_k
-    from .degrade import degrade, ratio_label
-    from .imageio import load_image
+    from .degrade import ratio_label
+    from .inputs import item_input, query_item
 
-    by_label = {ratio_label(r): r for r in sorted(queries, reverse=True)}
+    by_method = queries if isinstance(next(iter(queries.values())), dict) else {"raw": queries}
+    ratios = sorted({r for feats in by_method.values() for r in feats}, reverse=True)
+    by_label = {ratio_label(r): r for r in ratios}
 
     def draw(query: int, ratio: str) -> None:
         r = by_label[ratio]
-        gt = dataset.gnd[query]
-        image = load_image(dataset.path(dataset.queries[query]), gt.get("bbx"), exif_transpose=dataset.exif_transpose)
-        ranked = list(top_k(queries[r][query:query + 1], database, k=k)[0])
-        images = {i: degrade(load_image(dataset.path(dataset.images[i])), 1.0).upsampled for i in ranked}
-        fig, axes = plt.subplots(1, k + 1, figsize=(2 * (k + 1), 2.2))
-        show_retrievals(axes, degrade(image, r).upsampled, images, ranked, set(gt["ok"]),
-                        title=f"query {query} at {ratio}")
+        item = query_item(dataset, query)
+        shown = item_input(dataset, item, r, degradation=degradation, reference=reference).upsampled
+        rows = [(name, feats) for name, feats in by_method.items() if r in feats]
+        fig, axes = plt.subplots(len(rows), k + 1, figsize=(2 * (k + 1), 2.2 * len(rows)), squeeze=False)
+        for ax_row, (name, feats) in zip(axes, rows):
+            ranked = list(top_k(feats[r][query:query + 1], database, k=k)[0])
+            images = {i: item_input(dataset, dataset.images[i], 1.0).upsampled for i in ranked}
+            show_retrievals(ax_row, shown, images, ranked, set(dataset.gnd[query]["ok"]),
+                            title=f"{name}: query {query} at {ratio}")
+        fig.tight_layout()
         plt.show()
 
     return widgets.interactive(draw, query=widgets.IntSlider(0, 0, len(dataset.queries) - 1),
@@ -196,3 +204,64 @@ def image_row(images: dict, axes, crop: tuple[int, int, int, int] | None = None)
         ax.imshow(image.crop(crop) if crop else image, interpolation="nearest")
         ax.set_title(title, fontsize="small")
         ax.axis("off")
+
+
+def plot_precision_recall(positions: np.ndarray, n_positives: int, ax: plt.Axes | None = None,
+                          color: str = "#1f77b4", label: str = "Oxford AP") -> plt.Axes:
+    """One query's precision-recall curve with the area that is its AP (Oxford's trapezoids), and
+    scikit-learn's step-wise rectangles dashed for comparison.
+
+    ``positions`` are the 0-based, junk-free ranks of the positives found
+    (:func:`fsrlib.retrieval.positive_positions`); ``n_positives`` counts all of them, found or not.
+    The labels carry both AP values; the caller places the legend (``ax.legend()``).
+    """
+    from .retrieval import average_precision
+
+    ax = ax or plt.gca()
+    pos = np.sort(np.asarray(positions, dtype=np.int64))
+    ranks = np.arange(int(pos.max()) + 1 if pos.size else 0)
+    hits = np.cumsum(np.isin(ranks, pos))
+    recall = np.concatenate([[0.0], hits / n_positives])
+    precision = np.concatenate([[1.0], hits / (ranks + 1)])
+    ap = average_precision(pos, n_positives)
+    ax.fill_between(recall, precision, color=color, alpha=0.25, lw=0, label=f"{label} = area = {ap:.3f}")
+    ax.plot(recall, precision, "-o", color=color, ms=3, lw=1.2, label="precision and recall at each rank")
+    step_r = np.arange(pos.size + 1) / n_positives
+    step_p = (np.arange(pos.size) + 1) / (pos + 1)
+    ax.step(step_r, np.concatenate([step_p[:1], step_p]), where="pre", color="#d62728", ls="--", lw=1.2,
+            label=f"step-wise (scikit-learn) = {step_p.sum() / n_positives:.3f}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_map_intervals(summary: pd.DataFrame, ax: plt.Axes | None = None, methods=None,
+                       title: str = "") -> plt.Axes:
+    """mAP against the area ratio (largest first) with its 95% bootstrap interval as a band, one line per method.
+
+    ``summary`` is :func:`fsrlib.analysis.summarize`'s table. The legend goes below the axes so it never
+    covers data.
+    """
+    ax = ax or plt.gca()
+    methods = list(methods) if methods is not None else list(dict.fromkeys(summary["method"]))
+    colors = method_colors(methods)
+    labels = sorted(summary["ratio"].unique(), reverse=True)
+    position = {r: i for i, r in enumerate(labels)}
+    for method in methods:
+        sub = summary[summary["method"] == method].sort_values("ratio", ascending=False)
+        if sub.empty:
+            continue
+        x = [position[r] for r in sub["ratio"]]
+        style = "--" if method == "hr" else "-"
+        ax.plot(x, sub["mAP"], style, marker="o", ms=3, color=colors[method],
+                label=METHOD_LABELS.get(method, method))
+        ax.fill_between(x, sub["lo"], sub["hi"], color=colors[method], alpha=0.15, lw=0)
+    ax.set_xticks(range(len(labels)), [summary.loc[summary["ratio"] == r, "ratio_label"].iloc[0] for r in labels])
+    ax.set_xlabel("query area down-scaling ratio")
+    ax.set_ylabel("mAP (95% interval over queries)")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    return ax
