@@ -12,8 +12,10 @@ BOOK = ROOT / "book"
 
 
 def chapters() -> list[str]:
+    """Every page of the table of contents: the root, then each part's chapters (or a flat ``chapters`` list)."""
     toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
-    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+    parts = toc.get("parts", [{"chapters": toc.get("chapters", [])}])
+    return [toc["root"]] + [entry["file"] for part in parts for entry in part["chapters"]]
 
 
 def test_every_toc_entry_exists_and_chapters_are_well_formed():
