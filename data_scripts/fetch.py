@@ -13,7 +13,13 @@ import argparse
 import logging
 import sys
 
-from fsrlib.download import ChecksumMismatchError, DownloadError, RarToolMissingError, fetch_benchmark
+from fsrlib.download import (
+    ChecksumMismatchError,
+    DownloadError,
+    FolderNotWritableError,
+    RarToolMissingError,
+    fetch_benchmark,
+)
 from fsrlib.paths import data_root
 from fsrlib.sources import SOURCES
 
@@ -32,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.benchmarks:
         try:
             folder = fetch_benchmark(name, root, mirror=args.mirror, progress=not args.quiet, retries=args.retries)
-        except (DownloadError, ChecksumMismatchError, RarToolMissingError) as exc:
+        except (DownloadError, ChecksumMismatchError, RarToolMissingError, FolderNotWritableError) as exc:
             print(f"[fetch] {name}: {exc}", file=sys.stderr)
             return 1
         print(f"[fetch] {name}: ready in {folder}")

@@ -17,6 +17,7 @@ from torch import nn
 
 from .pairs import make_pairs, split_by_image
 from .seed import set_seed
+from .train import check_finite_features
 
 
 @dataclass
@@ -53,6 +54,7 @@ def fit_ridge_residual(x: np.ndarray, y: np.ndarray, penalty: float) -> RidgeMod
 def train_ridge(features: Mapping[float, np.ndarray], config: RidgeConfig | None = None) -> RidgeModel:
     """Pick the penalty by mean distance on held-out training images, then refit on all pairs."""
     config = config or RidgeConfig()
+    check_finite_features(features)
     pairs = make_pairs(features)
     train, val = split_by_image(pairs, config.val_fraction, config.seed)
     best, best_dist = config.penalties[0], np.inf
@@ -89,6 +91,7 @@ class FeatureMLP(nn.Module):
 def train_mlp(features: Mapping[float, np.ndarray], config: MLPConfig | None = None) -> FeatureMLP:
     """Fit :class:`FeatureMLP` with MSE on all pairs (every ratio mixed)."""
     config = config or MLPConfig()
+    check_finite_features(features)
     rng = set_seed(config.seed)
     pairs = make_pairs(features).to(config.device)
     model = FeatureMLP(pairs.lr.shape[1], config.hidden).to(config.device)

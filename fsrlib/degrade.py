@@ -4,7 +4,8 @@ Paper Sec. 1 and 5.2: query images are "reduced to different low-resolutions by
 using uniform down-sample method", then "upsampled to 224x224 using bicubic
 interpolation". A *down-scaling ratio* here is an **area** ratio, as in the
 paper's figures (1/4 ... 1/64 with S_h = S_w = 1/2 ... 1/8); the linear factor
-is its square root. Any ratio in (0, 1] is accepted.
+is its square root. Any ratio in (0, 1] is accepted that leaves at least one
+pixel per side (:func:`small_size` names the smallest one for a size).
 
 Two choices the paper leaves open are explicit keyword arguments:
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,22 +54,66 @@ class Degraded:
     ratio: float
 
 
+#: Largest network input side :func:`degrade` makes (a 4096 x 4096 RGB image is 48 MiB); the paper's is 224.
+MAX_INPUT_SIZE: int = 4096
+
+
 def ratio_label(ratio: float) -> str:
     """``0.0625 -> '1/16'`` for the paper's ratios, else the decimal value."""
+    ratio = float(ratio)
+    if not (0.0 < ratio <= 1.0 and math.isfinite(1.0 / ratio)):
+        return f"{ratio:g}"
     inv = 1.0 / ratio
     return "1" if ratio == 1 else (f"1/{round(inv)}" if abs(inv - round(inv)) < 1e-6 else f"{ratio:g}")
 
 
+def check_ratio(ratio: float) -> float:
+    """``ratio`` as a float once it is a valid area ratio in (0, 1]; else a ``ValueError`` saying why.
+
+    Any real number type is accepted (``int``, ``float``, ``fractions.Fraction``,
+    numpy scalars); strings and booleans are not. Whether a ratio leaves at
+    least one pixel per side depends on the image: see :func:`small_size`.
+    """
+    if isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, numbers.Real):
+        raise ValueError(f"a down-scaling ratio must be a real number (e.g. 1/16, 0.0625, Fraction(1, 16)), "
+                         f"not a {type(ratio).__name__}: {ratio!r}")
+    value = float(ratio)
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"down-scaling ratio must be an area ratio in (0, 1], e.g. 1/16; got {ratio!r}"
+                         + (" (a ratio above 1 would enlarge the image)" if value > 1 and math.isfinite(value) else ""))
+    return value
+
+
+def smallest_ratio(width: int, height: int) -> float:
+    """The smallest area ratio that leaves a ``width x height`` image one pixel on its shorter side."""
+    return 1.0 / min(width, height) ** 2
+
+
 def small_size(width: int, height: int, ratio: float) -> tuple[int, int]:
-    """Size of the small image for an area ``ratio``; each side is at least 1 px."""
-    check_ratio(ratio)
+    """Size of the small image for an area ``ratio`` (each side scaled by ``sqrt(ratio)``, rounded).
+
+    A ratio that leaves less than one pixel on a side is refused, naming the
+    smallest ratio for that size (:func:`smallest_ratio`).
+    """
+    ratio = check_ratio(ratio)
     scale = math.sqrt(ratio)
+    if min(width, height) * scale < 1.0 - 1e-9:
+        least = smallest_ratio(width, height)
+        raise ValueError(f"ratio {ratio:g} leaves less than one pixel per side of a {width}x{height} image "
+                         f"({width * scale:.3g} x {height * scale:.3g} px); the smallest ratio for this size is "
+                         f"1/{min(width, height) ** 2} = {least:.3g}")
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def check_ratio(ratio: float) -> None:
-    if not (isinstance(ratio, (int, float)) and 0.0 < ratio <= 1.0 and math.isfinite(ratio)):
-        raise ValueError(f"down-scaling ratio must be an area ratio in (0, 1], e.g. 1/16; got {ratio!r}")
+def check_size(size: int) -> int:
+    """``size`` (the network input side, in pixels) once it is an int in [1, :data:`MAX_INPUT_SIZE`]."""
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
+        raise ValueError(f"size is the side of the square network input in pixels (224 in the paper); got {size!r}")
+    if not 1 <= size <= MAX_INPUT_SIZE:
+        raise ValueError(f"size is the side of the square network input in pixels (224 in the paper); got {size}, "
+                         f"outside [1, {MAX_INPUT_SIZE}] (a {size}x{size} RGB image would take "
+                         f"{3 * size * size / 2**20:.3g} MiB)")
+    return int(size)
 
 
 def uniform_downsample(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -107,7 +153,8 @@ def degrade(
     query's bit cost in Fig. 8) and its bicubic up-sampling to ``size x size``,
     the backbone's input. ``ratio=1`` gives the high-resolution input.
     """
-    check_ratio(ratio)
+    ratio = check_ratio(ratio)
+    size = check_size(size)
     if method not in METHODS:
         raise ValueError(f"unknown down-sampling method {method!r}; choose one of {METHODS}")
     if reference not in REFERENCES:
@@ -121,7 +168,7 @@ def degrade(
     else:
         small = downscale(image, small_size(*image.size, ratio), method)
     upsampled = small if small.size == (size, size) else small.resize((size, size), Image.Resampling.BICUBIC)
-    return Degraded(small=small, upsampled=upsampled, ratio=float(ratio))
+    return Degraded(small=small, upsampled=upsampled, ratio=ratio)
 
 
 def png_bits(image: Image.Image) -> int:

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,34 @@ class RarToolMissingError(RuntimeError):
     """No program that extracts RAR archives is installed."""
 
 
+class FolderNotWritableError(RuntimeError):
+    """A file must be written into a folder that cannot be created or written to."""
+
+
+def require_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check that a file can be created in it; else say which folder and what to do.
+
+    Called only where something is about to be written, so verifying a complete
+    download kept in a read-only folder still works.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".fsrlib-write-check-"):
+            pass
+    except OSError as err:
+        raise _not_writable(folder, err) from err
+
+
+def _not_writable(folder: Path, err: OSError) -> FolderNotWritableError:
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    where = folder if existing == folder else f"{folder} (it cannot be created in {existing})"
+    fix = (f"move the file {existing} away (it stands where a folder is needed)" if existing.is_file()
+           else f"make it writable (`chmod u+w {existing}`)")
+    return FolderNotWritableError(
+        f"cannot write the benchmark's files into {where}: {err.strerror or err}. Choose a folder you can write to "
+        f"(`--data-dir DIR`, or the FSRLIB_DATA environment variable), or {fix}.")
+
+
 def sha256sum(path: str | Path, block: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -64,8 +93,11 @@ class Manifest:
     def record(self, filename: str, **fields) -> None:
         self.entries.setdefault(filename, {}).update(fields)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)
+        except OSError as err:
+            raise _not_writable(self.path.parent, err) from err
 
 
 def verify_existing(path: Path, manifest: Manifest) -> None:
@@ -115,7 +147,6 @@ def _fetch_one(remote: RemoteFile, folder: Path, manifest: Manifest, progress: b
 def fetch_file(remote: RemoteFile, folder: str | Path, *, progress: bool = True, retries: int = 2) -> RemoteFile:
     """Make ``remote`` (or one of its alternatives) present and verified in ``folder``; returns which one."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(folder / MANIFEST)
     all_errors = []
     for candidate in (remote, *remote.alternatives):
@@ -123,6 +154,7 @@ def fetch_file(remote: RemoteFile, folder: str | Path, *, progress: bool = True,
         if path.is_file():
             verify_existing(path, manifest)
             return candidate
+    require_writable(folder)  # before any transfer, so a read-only folder is not reported as failed mirrors
     for candidate in (remote, *remote.alternatives):
         path, errors = _fetch_one(candidate, folder, manifest, progress, retries)
         all_errors += errors
@@ -175,6 +207,7 @@ def unpack(remote: RemoteFile, folder: Path) -> None:
     dest = (folder / remote.into).resolve()
     if remote.unpack is None or (entry.get("unpacked") and dest.exists()):
         return
+    require_writable(folder)
     staging = folder / f".unpacking-{remote.filename}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

@@ -33,6 +33,7 @@ from .imageio import load_image
 from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, rgb_to_ycbcr, ssim
 from .paths import cache_root
 from .seed import set_seed
+from .train import read_checkpoint
 
 #: The ratios the paper reports SRCNN at (Sec. 5): x2, x3, x4.
 SRCNN_RATIOS: tuple[float, ...] = (1 / 4, 1 / 9, 1 / 16)
@@ -172,12 +173,15 @@ def isr_key(ds: RetrievalDataset, config: ISRTrainConfig) -> str:
 
 def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: str | Path | None = None,
                      callback: Callable[[dict], None] | None = None) -> tuple[nn.Module, dict, str]:
-    """:func:`train_isr` on ``ds``'s training split, kept under ``<cache>/isr/``; returns (model, history, key)."""
+    """:func:`train_isr` on ``ds``'s training split, kept under ``<cache>/isr/``; returns (model, history, key).
+
+    An unreadable cached model is reported with a warning, deleted and trained again.
+    """
     key = isr_key(ds, config)
     path = (Path(cache_dir) if cache_dir is not None else cache_root()) / "isr" / f"{config.model}-{key}.pt"
     _, cfg_cls = ISR_MODELS[config.model]
-    if path.is_file():
-        state = torch.load(path, map_location=config.device, weights_only=False)
+    state = read_checkpoint(path, config.device, required=("model_config", "state_dict", "history"))
+    if state is not None:
         model = build_isr_model(config.model, cfg_cls(**state["model_config"])).to(config.device)
         model.load_state_dict(state["state_dict"])
         return model.eval(), state["history"], key

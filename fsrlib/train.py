@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,10 +20,12 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .degrade import ratio_label
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
 from .paths import cache_root
+from .retrieval import non_finite_rows
 from .seed import set_seed
 
 
@@ -101,6 +104,24 @@ def validation_distance(generator: FeatureGenerator, pairs: FeaturePairs, batch_
     return {float(r): float(dist[pairs.ratio == r].mean()) for r in torch.unique(pairs.ratio).tolist()}
 
 
+def check_finite_features(features: Mapping[float, np.ndarray]) -> None:
+    """Refuse ``{ratio: (N, D)}`` training features that hold NaN or inf, naming the ratios and rows.
+
+    A model fitted to them does not fail: its weights turn NaN (or the loss
+    absorbs the bad rows) and every later number is quietly wrong.
+    """
+    problems = []
+    for ratio in sorted(features):
+        bad = non_finite_rows(np.asarray(features[ratio]))
+        if bad.size:
+            rows = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+            problems.append(f"ratio {ratio_label(ratio)}: {bad.size} row(s) ({rows})")
+    if problems:
+        raise ValueError("training features hold NaN or inf values (" + "; ".join(problems) + "); refusing to "
+                         "train on them. Recompute those features (a failed extraction, a damaged cache entry) or "
+                         "drop those images from every ratio.")
+
+
 def with_feature_dim(config: TrainConfig, features: Mapping[float, np.ndarray]) -> TrainConfig:
     """A copy of ``config`` whose G and D are sized for ``features`` (the caller's config is not modified)."""
     dim = int(np.asarray(features[1.0]).shape[1])
@@ -121,11 +142,13 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
 
     ``callback`` receives ``{"event": "step" | "epoch", ...}`` dicts. With
     ``checkpoint`` set, state is saved after every epoch; ``resume=True``
-    continues from it (the stored config must match).
+    continues from it (the stored config must match); an unreadable checkpoint
+    is reported with a warning, deleted and trained again from the start.
     """
     config = config or TrainConfig()
     if config.loss not in ("gan", "mse"):
         raise ValueError(f"loss must be 'gan' or 'mse', got {config.loss!r}")
+    check_finite_features(features)
     config = with_feature_dim(config, features)
     generator_seed = set_seed(config.seed)
     pairs = make_pairs(features)
@@ -136,8 +159,10 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr) if critic is not None else None
     history: dict = {"steps": [], "epochs": []}
     start_epoch = 0
-    if resume and checkpoint is not None and Path(checkpoint).is_file():
-        start_epoch, history = _load_state(checkpoint, config, generator, critic, opt_g, opt_d, generator_seed)
+    state = read_checkpoint(checkpoint, config.device, required=CHECKPOINT_KEYS) if resume and checkpoint else None
+    if state is not None:
+        start_epoch, history = _load_state(state, checkpoint, config, generator, critic, opt_g, opt_d,
+                                           generator_seed)
     report = callback or (lambda event: None)
     for epoch in range(start_epoch, config.epochs):
         generator.train()
@@ -185,6 +210,35 @@ def train_cached(features: Mapping[float, np.ndarray], config: TrainConfig, *, c
     return train_fsrgan(features, config, callback=callback, checkpoint=path, resume=True)
 
 
+#: What a checkpoint written by :func:`train_fsrgan` holds.
+CHECKPOINT_KEYS: tuple[str, ...] = ("config", "epoch", "history", "rng", "torch_rng", "generator", "opt_g", "critic",
+                                    "opt_d")
+
+
+def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, ...] = ()) -> dict | None:
+    """The dict saved at ``path``; ``None`` if there is none or it is unusable.
+
+    An unusable file (truncated, not a checkpoint, or lacking one of the
+    ``required`` keys) is reported with a warning that names it and deleted,
+    so the caller builds it again: the way the feature cache treats a corrupt entry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        missing = [k for k in required if k not in state] if isinstance(state, dict) else ["(not a dict)"]
+        problem = f"it lacks {', '.join(missing)}" if missing else None
+    except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"
+        problem = f"it cannot be read ({type(err).__name__}: {err})"
+    if problem:
+        warnings.warn(f"model checkpoint {path} is unusable because {problem}; deleting it and training again",
+                      stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
 def _save_state(path, config, generator, critic, opt_g, opt_d, epoch, history, rng) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,8 +251,7 @@ def _save_state(path, config, generator, critic, opt_g, opt_d, epoch, history, r
     os.replace(tmp, path)
 
 
-def _load_state(path, config, generator, critic, opt_g, opt_d, rng) -> tuple[int, dict]:
-    state = torch.load(path, map_location=config.device, weights_only=False)
+def _load_state(state, path, config, generator, critic, opt_g, opt_d, rng) -> tuple[int, dict]:
     stored, wanted = dict(state["config"]), asdict(config)
     stored.pop("epochs"), wanted.pop("epochs")  # resuming may extend training
     if stored != wanted:
@@ -217,7 +270,10 @@ def _load_state(path, config, generator, critic, opt_g, opt_d, rng) -> tuple[int
 
 def load_generator(path: str | Path, device: str = "cpu") -> FeatureGenerator:
     """Rebuild a trained G from a checkpoint alone (its config is stored inside)."""
-    state = torch.load(path, map_location=device, weights_only=False)
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"
+        raise ValueError(f"cannot read the checkpoint {path} ({type(err).__name__}: {err}); train it again") from err
     generator = FeatureGenerator(GeneratorConfig(**state["config"]["generator"])).to(device)
     generator.load_state_dict(state["generator"])
     return generator.eval()

@@ -1,4 +1,5 @@
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,10 +95,91 @@ def test_paris_layout_partial(tmp_path):
     assert ds.split_items("query")[0].bbx == (1.0, 2.0, 30.0, 40.0)
 
 
+def paris_tree(root: Path, names=("paris_louvre_000001", "paris_louvre_000002", "paris_pompidou_000003"),
+               suffix=".jpg") -> None:
+    for name in names:
+        folder = root / "paris" / name.split("_")[1]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(folder / f"{name}{suffix}", format="JPEG")
+
+
+def load_quietly(root: Path):
+    """Load the miniature Paris6k, ignoring the "partly present" warning every miniature copy gives."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*partly present")
+        return load_dataset("paris6k", root)
+
+
+def test_same_image_name_in_two_folders_is_an_error(tmp_path):
+    paris_tree(tmp_path)
+    # the same file name under a second landmark: before, one silently replaced the other in the database
+    Image.fromarray(np.full((40, 50, 3), 255, np.uint8)).save(tmp_path / "paris" / "pompidou" /
+                                                              "paris_louvre_000002.jpg")
+    write_gt(tmp_path / "paris_120310", "louvre_1", "paris_louvre_000001", (1, 2, 30, 30),
+             good=["paris_louvre_000002"])
+    with pytest.raises(ValueError, match=r"paris/louvre/paris_louvre_000002.jpg and "
+                                         r"paris/pompidou/paris_louvre_000002.jpg.*each name occurs once"):
+        load_quietly(tmp_path)
+
+
+def test_upper_case_jpg_files_and_their_queries_are_kept(tmp_path):
+    paris_tree(tmp_path, ("paris_louvre_000001", "paris_louvre_000002"), suffix=".JPG")
+    paris_tree(tmp_path, ("paris_pompidou_000003",))
+    write_gt(tmp_path / "paris_120310", "louvre_1", "paris_louvre_000001", (1, 2, 30, 30),
+             good=["paris_louvre_000002"])
+    ds = load_quietly(tmp_path)
+    assert ds.images == ("paris/louvre/paris_louvre_000001.JPG", "paris/louvre/paris_louvre_000002.JPG",
+                         "paris/pompidou/paris_pompidou_000003.jpg")
+    assert ds.queries == ("paris/louvre/paris_louvre_000001.JPG",) and ds.gnd[0]["ok"] == [1]
+
+
+@pytest.mark.filterwarnings("ignore:.*partly present")
+def test_queries_without_positives_are_named(tmp_path):
+    paris_tree(tmp_path)
+    gt = tmp_path / "paris_120310"
+    write_gt(gt, "louvre_1", "paris_louvre_000001", (1, 2, 30, 30), good=["paris_louvre_000002"])
+    write_gt(gt, "louvre_2", "paris_louvre_000002", (1, 2, 30, 30), junk=["paris_louvre_000001"])  # empty truth
+    write_gt(gt, "pompidou_1", "paris_pompidou_000003", (1, 2, 30, 30), ok=["paris_pompidou_000999"])
+    with pytest.warns(UserWarning, match=r"2 paris6k queries have no positive image and will be left out of mAP: "
+                                         r"louvre_2 \(its ground truth lists none\), pompidou_1 \(none of its 1 "
+                                         r"is on disk\)"):
+        ds = load_dataset("paris6k", tmp_path)
+    assert [g["ok"] for g in ds.gnd] == [[1], [], []] and any("no positive" in n for n in ds.notes)
+
+
+def test_missing_ground_truth_file_says_which_and_what_to_do(tmp_path):
+    paris_tree(tmp_path)
+    gt = tmp_path / "paris_120310"
+    write_gt(gt, "louvre_1", "paris_louvre_000001", (1, 2, 30, 30), good=["paris_louvre_000002"])
+    (gt / "louvre_1_good.txt").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"louvre_1_good.txt is missing.*fetch.py paris6k"):
+        load_quietly(tmp_path)
+
+
+@pytest.mark.parametrize("box", [(30, 2, 10, 30), (1, 30, 30, 30), (60, 50, 90, 90), (-20, -9, -1, -1),
+                                 (float("nan"), 2, 30, 30)])
+def test_bad_query_box_is_refused_when_loading(tmp_path, box):
+    paris_tree(tmp_path)
+    gt = tmp_path / "paris_120310"
+    write_gt(gt, "louvre_1", "paris_louvre_000001", (1, 2, 30, 30), good=["paris_louvre_000002"])
+    write_gt(gt, "louvre_2", "paris_louvre_000002", box, good=["paris_louvre_000001"])
+    with pytest.raises(ValueError, match=r"1 query box\(es\) select no pixel.*\n  louvre_2: .*of size 50x40|"
+                                         r"louvre_2: .*non-finite"):
+        load_quietly(tmp_path)
+
+
+def test_box_partly_outside_the_image_is_clipped_not_refused(tmp_path):
+    paris_tree(tmp_path)
+    write_gt(tmp_path / "paris_120310", "louvre_1", "paris_louvre_000001", (-5, 2, 80, 30),
+             good=["paris_louvre_000002"])
+    assert load_quietly(tmp_path).split_items("query")[0].bbx == (-5.0, 2.0, 80.0, 30.0)
+
+
 @pytest.mark.paris
 def test_shared_paris_subset(paris_root):
-    with pytest.warns(UserWarning, match="6 of 55 queries"):
+    with pytest.warns(UserWarning, match="6 of 55 queries") as caught:
         ds = load_dataset("paris6k", paris_root)
+    assert not [w for w in caught if "no positive" in str(w.message)]  # empty _good.txt files, positives in _ok
     assert len(ds.images) == 150
     assert [g["id"] for g in ds.gnd] == ["defense_4", "defense_5", "eiffel_3", "invalides_2", "invalides_5",
                                          "triomphe_5"]

@@ -3,6 +3,7 @@ layouts, including a truncated file, a changed file (wrong checksum) and a 404."
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tarfile
 import threading
@@ -20,6 +21,7 @@ from fsrlib.download import (
     MANIFEST,
     ChecksumMismatchError,
     DownloadError,
+    FolderNotWritableError,
     Manifest,
     RarToolMissingError,
     fetch_benchmark,
@@ -221,3 +223,77 @@ def test_cli_with_a_mirror(server, tmp_path, capsys):
     assert "oxford5k: ready in" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         fetch.main(["imagenet"])
+
+
+def load_fetch_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fetch", Path(__file__).parents[1] / "data_scripts" / "fetch.py")
+    fetch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch)
+    return fetch
+
+
+def test_folder_that_cannot_be_created_is_named_before_any_transfer(server, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should go")  # mkdir fails here even for root
+    server.files.update(oxford_archives())
+    with pytest.raises(FolderNotWritableError, match=rf"cannot write the benchmark's files into {blocker}/data/"
+                                                     rf"oxford5k .*--data-dir.*move the file {blocker}"):
+        fetch_oxford(server, blocker / "data")
+    assert server.requests == []  # refused before any transfer, not reported as failed mirrors
+    fetch = load_fetch_script()
+    assert fetch.main(["oxford5k", "--data-dir", str(blocker / "data"), "--quiet"]) == 1  # no traceback
+    assert f"oxford5k: cannot write the benchmark's files into {blocker}" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="running as root: chmod does not stop root from writing, so a read-only folder cannot "
+                           "be made here (the test above covers the same error through a folder under a file)")
+def test_read_only_folder_is_named_and_a_complete_one_still_verifies(server, tmp_path):
+    server.files.update(oxford_archives())
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        with pytest.raises(FolderNotWritableError, match=rf"{read_only}/oxford5k.*chmod u\+w {read_only}"):
+            fetch_oxford(server, read_only)
+    finally:
+        read_only.chmod(0o755)
+    folder = fetch_oxford(server, tmp_path / "done")
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o555)
+    try:
+        assert fetch_oxford(server, tmp_path / "done") == folder  # nothing to write: a read-only copy is fine
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+
+
+def test_unwritable_existing_folder_says_chmod(server, tmp_path, monkeypatch):
+    from fsrlib import download
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")  # what a read-only folder gives a non-root user
+
+    monkeypatch.setattr(download.tempfile, "TemporaryFile", refuse)
+    (tmp_path / "oxford5k").mkdir()
+    with pytest.raises(FolderNotWritableError, match=rf"into {tmp_path}/oxford5k: Permission denied.*"
+                                                     rf"chmod u\+w {tmp_path}/oxford5k"):
+        fetch_oxford(server, tmp_path)
+
+
+def test_complete_download_needs_no_write(server, tmp_path, monkeypatch):
+    from fsrlib import download
+
+    server.files.update(oxford_archives())
+    folder = fetch_oxford(server, tmp_path)
+
+    def no_write(*args, **kwargs):
+        raise AssertionError("a complete, verified download wrote to its folder")
+
+    monkeypatch.setattr(download, "require_writable", no_write)
+    monkeypatch.setattr(download.Manifest, "record", no_write)
+    assert fetch_oxford(server, tmp_path) == folder  # so a read-only copy of a finished download still verifies

@@ -45,7 +45,7 @@ def test_save_csv_and_json(mini_table, tmp_path):
         save_table(mini_table, tmp_path / "t.xlsx")
 
 
-def test_worse_than_raw_lists_only_real_drops(mini_table):
+def test_worse_than_raw_lists_only_real_drops():
     import pandas as pd
 
     rows = [("raw", 0.25, 0.80), ("good", 0.25, 0.81), ("bad", 0.25, 0.70), ("hr", 0.25, 0.9), ("noise", 0.25, 0.799)]

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -55,8 +56,34 @@ def test_bad_input():
 
 
 def test_scale_below_one_is_rejected(tiny_dataset):
+    # the super-resolution scale is 1 / sqrt(ratio): a ratio just above 1 asks the "upscaler" to shrink (x0.95)
     with pytest.raises(ValueError, match=r"area ratio in \(0, 1\]"):
-        make_pairs(tiny_dataset, "train", [4.0])  # a "ratio" of 4 would be up-scaling
+        make_pairs(tiny_dataset, "train", [1.1], limit=1)
+    hr, lr = make_pairs(tiny_dataset, "train", [1.0], limit=1)  # scale exactly 1: the HR input itself
+    np.testing.assert_array_equal(lr[1.0], hr)
+
+
+def test_upscaling_ratio_of_four_is_rejected(tiny_dataset):
+    # a "ratio" of 4 read as "x4" would be a 4x larger image, not a 1/16 one
+    with pytest.raises(ValueError, match=r"area ratio in \(0, 1\]"):
+        make_pairs(tiny_dataset, "train", [4.0], limit=1)
+
+
+def test_damaged_isr_checkpoint_is_rebuilt(tiny_dataset, tmp_path):
+    from fsrlib.isr_train import train_isr_cached
+
+    cfg = ISRTrainConfig(model="srcnn", ratios=(1 / 4,), patch_size=33, batch_size=2, steps=2)
+    first, _, key = train_isr_cached(tiny_dataset, cfg, tmp_path)
+    path = tmp_path / "isr" / f"srcnn-{key}.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=rf"model checkpoint {path}.* is unusable"):
+        again, _, _ = train_isr_cached(tiny_dataset, cfg, tmp_path)
+    for pa, pb in zip(first.parameters(), again.parameters()):
+        torch.testing.assert_close(pa, pb)  # the same seed trains the same network
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt file loads without a warning
+        loaded, _, _ = train_isr_cached(tiny_dataset, cfg, tmp_path)
+    torch.testing.assert_close(next(loaded.parameters()), next(first.parameters()))
 
 
 def test_psnr_known_values():

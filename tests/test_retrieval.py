@@ -3,7 +3,9 @@ import pytest
 
 from fsrlib.retrieval import (
     average_precision,
+    check_ranking,
     compute_map,
+    compute_map_revisited,
     l2_normalize,
     positive_positions,
     precision_at_k,
@@ -88,7 +90,80 @@ def test_compute_map_errors():
     with pytest.raises(ValueError, match="ranks must be"):
         compute_map(np.zeros((3, 2), dtype=int), [{"ok": [0]}])
     with pytest.raises(ValueError, match="no query"):
-        compute_map(np.zeros((3, 1), dtype=int), [{"ok": []}])
+        compute_map(np.arange(3)[:, None], [{"ok": []}])
+
+
+def test_duplicate_index_in_a_ranking_is_refused():
+    # [[0], [0], [1]] lists image 0 twice: the trapezoids would add up to AP 1.5 for ok = [0, 1]
+    with pytest.raises(ValueError, match=r"queries 0 list a database index more than once"):
+        compute_map(np.array([[0], [0], [1]]), [{"ok": [0, 1]}])
+    # only the bad column is named, and a truncated ranking is checked the same way
+    ranks = np.array([[0, 1, 2], [1, 1, 0], [2, 0, 1]])
+    with pytest.raises(ValueError, match=r"queries 1 list"):
+        compute_map(ranks, [{"ok": [0]}] * 3)
+    with pytest.raises(ValueError, match=r"queries 0 list"):
+        compute_map(np.array([[5], [5]]), [{"ok": [5]}], n_db=100)
+
+
+def test_out_of_range_index_is_refused():
+    with pytest.raises(ValueError, match=r"outside the database \[0, 3\).*queries 1"):
+        compute_map(np.array([[0, 0], [1, 3], [2, 1]]), [{"ok": [0]}] * 2)
+    with pytest.raises(ValueError, match="outside the database"):
+        compute_map(np.array([[0], [-1], [2]]), [{"ok": [0]}])
+    with pytest.raises(ValueError, match="rows but the database holds 2"):
+        compute_map(np.array([[0], [1], [0]]), [{"ok": [0]}], n_db=2)
+
+
+def test_truncated_ranking_with_n_db():
+    # the top 2 of a database of 10: positive 7 first, positive 3 not retrieved -> AP 1/2
+    assert compute_map(np.array([[7], [1]]), [{"ok": [7, 3]}], n_db=10)[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="pass n_db="):
+        compute_map(np.array([[7], [1]]), [{"ok": [7, 3]}])
+
+
+@pytest.mark.parametrize("ranks", [np.array([[0.0], [1.0]]), np.array([[0.0], [np.nan]]), np.array([[0.5], [1.5]])])
+def test_non_integer_ranks_are_refused(ranks):
+    with pytest.raises(ValueError, match="integer database indices"):
+        compute_map(ranks, [{"ok": [0]}])
+
+
+def test_ranking_shape_must_match_the_queries():
+    with pytest.raises(ValueError, match=r"looks transposed: pass ranks.T"):
+        compute_map(np.array([[0, 1, 2]]), [{"ok": [0]}])  # (n_queries, n_db) instead of (n_db, n_queries)
+    with pytest.raises(ValueError, match="ranks must be"):
+        compute_map(np.arange(3), [{"ok": [0]}])
+    with pytest.raises(ValueError, match="ranks must be"):
+        compute_map_revisited(np.arange(6).reshape(3, 2), [{"easy": [0], "hard": [], "junk": []}])
+
+
+def test_check_ranking_on_blocks_of_columns():
+    # a small budget forces several column blocks: the bad columns are still the ones named
+    rng = np.random.default_rng(3)
+    ranks = np.stack([rng.permutation(50) for _ in range(9)], axis=1)
+    ranks[10, 4], ranks[20, 7] = ranks[11, 4], ranks[0, 7]
+    with pytest.raises(ValueError, match=r"queries 4, 7 list"):
+        check_ranking(ranks, 9, budget=100)
+    good = np.stack([rng.permutation(50) for _ in range(9)], axis=1)
+    assert check_ranking(good, 9, budget=100) is not None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_rank_database_names_non_finite_queries(bad):
+    db = np.eye(3)
+    queries = np.ones((4, 3))
+    queries[2, 1] = bad
+    with pytest.raises(ValueError, match=r"1 query feature row\(s\) hold NaN or inf values \(rows 2\)"):
+        rank_database(queries, db)
+
+
+def test_rank_database_names_non_finite_database_rows():
+    db = np.eye(3, dtype=np.float16)
+    db[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"database feature row\(s\).*\(rows 1\)"):
+        rank_database(np.ones((1, 3)), db)
+    # before the check, a NaN query ranked the database in index order and scored AP 1 for ok = [0]
+    with pytest.raises(ValueError, match="query"):
+        compute_map(rank_database(np.full((1, 3), np.nan), np.eye(3)), [{"ok": [0]}])
 
 
 def test_rank_database_cosine_and_stable_ties():

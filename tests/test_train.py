@@ -149,3 +149,48 @@ def test_training_does_not_modify_the_callers_config(features):
     result = train_fsrgan(features, config)
     assert shared.feature_dim == GeneratorConfig().feature_dim  # untouched
     assert result.config.generator.feature_dim == DIM
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_training_on_non_finite_features_is_refused(features, bad):
+    broken = {r: f.copy() for r, f in features.items()}
+    broken[1 / 16][[3, 7], 5] = bad
+    for train in (lambda f: train_fsrgan(f, small_config(epochs=1)), train_ridge,
+                  lambda f: train_mlp(f, MLPConfig(epochs=1, hidden=8))):
+        with pytest.raises(ValueError, match=r"NaN or inf values \(ratio 1/16: 2 row\(s\) \(3, 7\)\)"):
+            train(broken)
+    hr_broken = {**features, 1.0: features[1.0].copy()}
+    hr_broken[1.0][9, 0] = bad
+    with pytest.raises(ValueError, match=r"ratio 1: 1 row\(s\) \(9\)"):
+        train_fsrgan(hr_broken, small_config(epochs=1))
+
+
+def test_train_cached_rebuilds_a_damaged_checkpoint(features, tmp_path):
+    from fsrlib import train as train_module
+
+    config = small_config(loss="mse", epochs=1, generator=GeneratorConfig(channels=(2,) * 6))  # cheap to retrain
+    first = train_module.train_cached(features, config, cache_dir=tmp_path)
+    (path,) = (tmp_path / "models").glob("*.pt")
+    data = path.read_bytes()
+    for damaged in (data[: len(data) // 2], b""):  # a truncated copy; a file left empty by a full disk
+        path.write_bytes(damaged)
+        with pytest.warns(UserWarning, match=rf"model checkpoint {path}.* is unusable.*training again"):
+            again = train_module.train_cached(features, config, cache_dir=tmp_path)
+        for pa, pb in zip(first.generator.parameters(), again.generator.parameters()):
+            torch.testing.assert_close(pa, pb)  # rebuilt with the same seed: the same model
+        assert train_module.read_checkpoint(path) is not None  # and stored again, readable
+
+
+def test_checkpoint_without_its_fields_is_rebuilt(features, tmp_path):
+    path = tmp_path / "g.pt"
+    torch.save({"generator": {}}, path)
+    with pytest.warns(UserWarning, match="it lacks config, epoch"):
+        result = train_fsrgan(features, small_config(loss="mse", epochs=1), checkpoint=path, resume=True)
+    assert len(result.history["epochs"]) == 1 and path.is_file()
+
+
+def test_load_generator_names_an_unreadable_file(tmp_path):
+    path = tmp_path / "g.pt"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"cannot read the checkpoint {path}"):
+        load_generator(path)
