@@ -75,12 +75,12 @@ def summarize(per_query: pd.DataFrame, *, baseline: str = "raw", reference: str 
     from .stats import bootstrap_interval, compare, gap_recovered
 
     mean_ap = seed_mean_ap(per_query)
-    by_seed = per_query.groupby(["method", "ratio", "seed"], sort=False)["ap"].mean()
+    by_seed = {key: group.groupby("seed")["ap"].mean() for key, group in per_query.groupby(["method", "ratio"])}
     rows = []
     for (method, ratio), group in mean_ap.groupby(["method", "ratio"], sort=False):
         ap = group.sort_values("query")["ap"].to_numpy()
         lo, hi = bootstrap_interval(ap, n_boot=n_boot)
-        seeds = by_seed.loc[(method, ratio)]
+        seeds = by_seed[(method, ratio)]
         row = {"method": method, "ratio": ratio, "ratio_label": ratio_label(ratio), "mAP": float(np.nanmean(ap)),
                "lo": lo, "hi": hi, "seeds": len(seeds), "seed_min": float(seeds.min()), "seed_max": float(seeds.max())}
         base = mean_ap[(mean_ap["method"] == baseline) & (mean_ap["ratio"] == ratio)].sort_values("query")["ap"]

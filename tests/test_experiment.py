@@ -22,10 +22,11 @@ def mini_table(shared_cache):
 
 
 def test_table_is_tidy_and_complete(mini_table):
-    assert set(mini_table.columns) == {"dataset", "backbone", "method", "ratio", "ratio_label", "metric", "value"}
+    assert set(mini_table.columns) == {"dataset", "backbone", "protocol", "method", "ratio", "ratio_label", "seed",
+                                       "metric", "value"}
     assert set(mini_table["metric"]) == {"distance", "mAP", "mP@1", "mP@5", "mP@10"}
     assert set(mini_table["method"]) == {"hr", "raw", "ridge", "cnn_baseline"}
-    assert mini_table.attrs["trained_on"].startswith("mini (train split")
+    assert mini_table.attrs["trained_on"].startswith("paper: 28 test queries, trained on mini (168 images from")
     assert np.isfinite(mini_table["value"]).all()
 
 
@@ -82,7 +83,7 @@ def test_cli(mini_table, shared_cache, tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "mAP on mini" in text and "1/64" in text and "ridge" in text and out.is_file()
-    assert "trained methods learned from: mini (train split, 168 images)" in text
+    assert "trained methods learned from: paper: 28 test queries, trained on mini (168 images from" in text
 
 
 def test_parse_ratio():

@@ -182,4 +182,4 @@ def test_core_experiment_with_isr_rows(mini_dataset, monkeypatch):
     assert m.loc["srcnn", "1/4"] > 0 and np.isnan(m.loc["srcnn", "1/64"])  # no silent bicubic fallback
     assert m.loc["vdsr"].notna().all()
     assert m.loc["bicubic"].tolist() == m.loc["raw"].tolist()
-    assert table.attrs["trained_on"].startswith("mini (train split")
+    assert table.attrs["trained_on"].startswith("paper: 28 test queries, trained on mini (")

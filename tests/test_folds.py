@@ -1,0 +1,97 @@
+"""Evaluation protocols (fsrlib.protocols): which images a trained method may learn from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fsrlib.datasets import RetrievalDataset
+from fsrlib.protocols import (cross_dataset_folds, group_disjoint_folds, image_group, make_folds, paper_folds,
+                              pooled_training_set, query_groups, seen_groups)
+
+
+def holidays_like(root: Path, groups: int = 7, per_group: int = 3) -> RetrievalDataset:
+    """A Holidays-shaped dataset description (no files needed): group g has images g00 (query), g01, g02."""
+    images = [f"jpg/{1000 + g:04d}{i:02d}.jpg" for g in range(groups) for i in range(per_group)]
+    queries = [p for p in images if p.endswith("00.jpg")]
+    gnd = [{"ok": [j for j, p in enumerate(images) if p[4:8] == q[4:8] and p != q], "junk": [images.index(q)]}
+           for q in queries]
+    return RetrievalDataset(name="holidays", root=root, images=tuple(images), queries=tuple(queries), gnd=tuple(gnd),
+                            protocol="holidays")
+
+
+def test_groups_of_holidays_and_paris_layouts(tmp_path):
+    ds = holidays_like(tmp_path)
+    assert image_group(ds, "jpg/100301.jpg") == "1003"
+    assert query_groups(ds) == [f"{1000 + g}" for g in range(7)]
+    paris = RetrievalDataset(name="paris6k", root=tmp_path, images=("paris/eiffel/paris_eiffel_000001.jpg",),
+                             queries=(), gnd=())
+    assert image_group(paris, paris.images[0]) == "eiffel"
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_group_disjoint_folds_cover_every_query_once_and_never_leak(tmp_path, k):
+    ds = holidays_like(tmp_path)
+    folds = group_disjoint_folds(ds, k=k, seed=1)
+    covered = sorted(q for f in folds for q in f.query_index)
+    assert covered == list(range(len(ds.queries)))  # every query evaluated exactly once
+    groups = query_groups(ds)
+    for fold in folds:
+        test_groups = {groups[q] for q in fold.query_index}
+        assert not seen_groups(ds, fold) & test_groups  # no training image shows a test group
+        assert {image_group(ds, p) for p in fold.train.train} == set(groups) - test_groups
+    sizes = [len(f.query_index) for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_group_disjoint_rejects_impossible_k(tmp_path):
+    with pytest.raises(ValueError, match="2 <= k <= 7"):
+        group_disjoint_folds(holidays_like(tmp_path), k=8)
+
+
+def test_paper_protocol_trains_on_non_query_images_and_sees_query_scenes(tmp_path):
+    ds = holidays_like(tmp_path)
+    (fold,) = paper_folds(ds)
+    assert not set(fold.train.train) & set(ds.queries)
+    assert len(fold.train.train) == len(ds.images) - len(ds.queries)
+    assert seen_groups(ds, fold) == set(query_groups(ds))  # the honest label: it has seen every query's scene
+
+
+def test_cross_dataset_keys_training_by_folder_and_refuses_the_test_folder(tmp_path):
+    """Issue 11: a 'cross' run whose training folder is the test folder is the within-dataset protocol."""
+    test = holidays_like(tmp_path / "a")
+    same_folder = holidays_like(tmp_path / "a")
+    with pytest.raises(ValueError, match="own folder"):
+        cross_dataset_folds(test, [same_folder])
+    other = holidays_like(tmp_path / "b")
+    (fold,) = cross_dataset_folds(test, [other, holidays_like(tmp_path / "c")])
+    assert all(Path(p).is_absolute() for p in fold.train.train)
+    assert {str(Path(p).parent.parent.name) for p in fold.train.train} == {"b", "c"}
+    assert not seen_groups(test, fold)
+
+
+def test_pooled_training_set_excludes_queries(tmp_path):
+    ds = holidays_like(tmp_path)
+    pooled = pooled_training_set([ds])
+    assert len(pooled.train) == len(ds.images) - len(ds.queries)
+    assert not any(p.endswith("00.jpg") for p in pooled.train)
+
+
+def test_make_folds_names_protocols(tmp_path):
+    ds = holidays_like(tmp_path)
+    with pytest.raises(KeyError, match="unknown protocol"):
+        make_folds(ds, "leave_one_out")
+    with pytest.raises(ValueError, match="train_on"):
+        make_folds(ds, "cross_dataset")
+    assert np.array_equal(make_folds(ds, "paper")[0].query_index, np.arange(len(ds.queries)))
+
+
+def test_experiment_cross_dataset_trains_on_the_named_folder(mini_dataset, tmp_path):
+    """--train-dataset mini --train-data-dir A with --dataset mini --data-dir A is refused (not silently within)."""
+    from fsrlib.experiment import ExperimentConfig, run
+
+    cfg = ExperimentConfig(dataset="mini", data_dir=str(mini_dataset.root), ratios=(1 / 16,), methods=("raw", "ridge"),
+                           train_dataset="mini", train_data_dir=str(mini_dataset.root))
+    with pytest.raises(ValueError, match="own folder"):
+        run(cfg, progress=False)

@@ -1,0 +1,82 @@
+"""Bootstrap intervals, paired comparisons, verdicts and tolerance checks (fsrlib.stats)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fsrlib.analysis import rescued_and_broken, summarize
+from fsrlib.stats import (ToleranceError, bootstrap_interval, check_between, check_close, compare, gap_recovered,
+                          verdict)
+
+
+def test_interval_contains_the_mean_and_shrinks_with_more_queries():
+    rng = np.random.default_rng(0)
+    small, large = rng.uniform(size=30), rng.uniform(size=3000)
+    lo_s, hi_s = bootstrap_interval(small)
+    lo_l, hi_l = bootstrap_interval(large)
+    assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 5  # width ~ 1/sqrt(n): 10x the queries, ~1/10 the width
+
+
+def test_interval_ignores_queries_without_positives_and_refuses_none():
+    assert bootstrap_interval([0.5, np.nan, 0.5]) == (0.5, 0.5)
+    with pytest.raises(ValueError, match="no query"):
+        bootstrap_interval([np.nan])
+
+
+def test_paired_comparison_sees_a_consistent_small_gain_that_separate_intervals_miss():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(size=150)
+    better = np.clip(base + 0.02, 0, 1)  # every query +0.02: tiny next to the spread of APs over queries
+    lo_a, hi_a = bootstrap_interval(better)
+    lo_b, hi_b = bootstrap_interval(base)
+    assert lo_a < hi_b  # the separate intervals overlap ...
+    result = compare(better, base)
+    assert result.verdict == "better" and result.lo > 0  # ... the paired one does not
+    assert compare(base, better).verdict == "worse"
+    assert compare(base, base + rng.normal(0, 0.05, 150)).verdict == "no clear difference"
+
+
+def test_verdict_and_gap():
+    assert verdict(0.01, 0.2) == "better" and verdict(-0.2, -0.01) == "worse" and verdict(-0.1, 0.1).startswith("no")
+    assert gap_recovered(0.6, 0.4, 0.8) == pytest.approx(0.5)
+    assert gap_recovered(0.3, 0.4, 0.8) < 0
+    assert np.isnan(gap_recovered(0.5, 0.8, 0.8))
+
+
+def test_tolerance_checks_raise_outside_and_print_no_digits_of_the_value():
+    line = check_close("raw mAP", 0.8331, 0.833, 0.003)
+    assert "0.8331" not in line and "within tolerance" in line
+    with pytest.raises(ToleranceError, match="outside tolerance"):
+        check_close("raw mAP", 0.9, 0.833, 0.003)
+    with pytest.raises(ToleranceError):
+        check_close("raw mAP", float("nan"), 0.833, 0.003)
+    assert "within" in check_between("gap", 0.2, 0.1, 1.0)
+    with pytest.raises(ToleranceError):
+        check_between("gap", 0.05, 0.1, 1.0)
+
+
+def per_query_frame() -> pd.DataFrame:
+    rows = []
+    for seed in (0, 1):
+        for q in range(4):
+            rows += [{"method": "hr", "ratio": 0.25, "seed": seed, "query": q, "ap": 1.0},
+                     {"method": "raw", "ratio": 0.25, "seed": seed, "query": q, "ap": 0.5},
+                     {"method": "fsr", "ratio": 0.25, "seed": seed, "query": q, "ap": [0.9, 0.1, 0.5, 0.5][q] + 0.1 * seed}]
+    return pd.DataFrame(rows)
+
+
+def test_summarize_averages_seeds_per_query_and_reports_the_gap():
+    summary = summarize(per_query_frame()).set_index("method")
+    assert summary.loc["raw", "mAP"] == pytest.approx(0.5)
+    assert summary.loc["fsr", "mAP"] == pytest.approx((0.95 + 0.15 + 0.55 + 0.55) / 4)
+    assert summary.loc["fsr", "seeds"] == 2
+    assert summary.loc["fsr", "seed_min"] == pytest.approx(0.5) and summary.loc["fsr", "seed_max"] == pytest.approx(0.6)
+    assert summary.loc["fsr", "gap recovered"] == pytest.approx((0.55 - 0.5) / 0.5)
+    assert summary.loc["fsr", "verdict"] == "no clear difference"
+
+
+def test_rescued_and_broken_lists_big_changes_only():
+    table = rescued_and_broken(per_query_frame(), "fsr", 0.25)
+    assert dict(zip(table.index, table["effect"])) == {0: "rescued", 1: "broken"}
