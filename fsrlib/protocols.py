@@ -160,3 +160,21 @@ def seen_groups(dataset: RetrievalDataset, fold: Fold) -> set[str]:
         if path.is_relative_to(root):
             seen.add(image_group(dataset, path.relative_to(root).as_posix()))
     return seen
+
+
+def subsample_groups(fold: Fold, dataset: RetrievalDataset, fraction: float, seed: int = 0) -> Fold:
+    """The fold with its training set cut to a ``fraction`` of its groups (whole groups, drawn with ``seed``).
+
+    For learning curves: held-out mAP against the number of distinct scenes a model learned from.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    groups = sorted({image_group(dataset, p) for p in fold.train.train})
+    keep_n = max(1, round(fraction * len(groups)))
+    if keep_n == len(groups):
+        return fold  # the whole training set: the same model as the fold's own (and the same cache entry)
+    keep = set(np.random.default_rng(seed).permutation(groups)[:keep_n].tolist())
+    train = tuple(p for p in fold.train.train if image_group(dataset, p) in keep)
+    name = f"{fold.train.name}-{keep_n}of{len(groups)}groups-seed{seed}"
+    return Fold(f"{fold.name}, {keep_n} of {len(groups)} groups", fold.query_index,
+                replace(fold.train, name=name, train=train))
