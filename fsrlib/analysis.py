@@ -105,3 +105,57 @@ def rescued_and_broken(per_query: pd.DataFrame, method: str, ratio: float, *, ba
     table = pd.DataFrame({baseline: at[baseline], method: at[method], "change": change})
     table["effect"] = np.where(change > threshold, "rescued", np.where(change < -threshold, "broken", ""))
     return table[table["effect"] != ""].sort_values("change", key=np.abs, ascending=False)
+
+
+def summary_row(summary: pd.DataFrame, method: str, ratio: float) -> pd.Series | None:
+    """The row of :func:`summarize`'s table for ``method`` at ``ratio`` (``None`` if it was not run)."""
+    rows = summary[(summary["method"] == method) & np.isclose(summary["ratio"], ratio)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def with_interval(summary: pd.DataFrame) -> pd.DataFrame:
+    """``method x ratio`` view of :func:`summarize`'s table as ``"mAP [lo, hi]"`` strings, ratios largest first."""
+    cells = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(summary["mAP"], summary["lo"], summary["hi"])]
+    wide = summary.assign(cell=cells).pivot(index="method", columns="ratio", values="cell")
+    wide = wide[sorted(wide.columns, reverse=True)]
+    wide.columns = [ratio_label(r) for r in wide.columns]
+    return wide
+
+
+def versus_baseline(summary: pd.DataFrame, method: str, ratio: float, baseline: str = "raw") -> str:
+    """One computed phrase: ``"better than raw (+0.031 mAP, interval +0.010 to +0.052; 24% of the gap)"``."""
+    row = summary_row(summary, method, ratio)
+    if row is None or "verdict" not in row or pd.isna(row.get("verdict")):
+        return "not run"
+    return (f"{row['verdict']} than {baseline} ({row[f'vs {baseline}']:+.3f} mAP, interval {row['diff_lo']:+.3f} to "
+            f"{row['diff_hi']:+.3f}; {row['gap recovered']:.0%} of the gap)")
+
+
+def paired_by_query(per_query: pd.DataFrame, a: str, b: str, metric: str = "ap"):
+    """Paired comparison of methods ``a`` and ``b`` over queries (metric averaged over seeds and ratios).
+
+    ``metric="ap"``: "better" means ``a`` ranks better; ``metric="distance"``: "better" means ``a`` is closer to
+    the HR feature. Returns :class:`fsrlib.stats.Comparison`.
+    """
+    from .stats import compare
+
+    pooled = per_query[per_query["method"].isin([a, b])].groupby(["method", "query"])[metric].mean()
+    x, y = pooled.loc[a].to_numpy(), pooled.loc[b].to_numpy()
+    return compare(y, x) if metric == "distance" else compare(x, y)
+
+
+def generalisation_goal(summary: pd.DataFrame, method: str, ratios: Sequence[float] = (1 / 36, 1 / 64),
+                        share: float = 0.5) -> dict:
+    """Does ``method`` recover at least ``share`` of the gap at every one of ``ratios``, and where is it worse
+    than raw beyond the interval? (the goal of the generalisation chapter)."""
+    rows = summary[summary["method"] == method]
+    out: dict = {"method": method}
+    gaps = []
+    for r in ratios:
+        row = summary_row(summary, method, r)
+        gaps.append(float(row["gap recovered"]) if row is not None else float("nan"))
+        out[f"gap recovered at {ratio_label(r)}"] = gaps[-1]
+    worse = rows[rows.get("verdict", pd.Series(dtype=str)) == "worse"]["ratio_label"] if "verdict" in rows else []
+    out["ratios worse than raw"] = ", ".join(worse) or "none"
+    out[f"{share:.0%} of the gap at each"] = bool(np.all(np.asarray(gaps) >= share))
+    return out
