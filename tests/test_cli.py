@@ -7,7 +7,7 @@ from fsrlib.devices import available_devices, resolve_device
 
 
 class Reached(Exception):
-    """Raised by the stand-in for run_experiment: the arguments were accepted."""
+    """Raised by the stand-in for the experiment: the arguments were accepted."""
 
 
 @pytest.fixture
@@ -15,11 +15,11 @@ def no_work(monkeypatch):
     """Replace the experiment so a test fails if the CLI starts working on bad arguments."""
     seen = {}
 
-    def fake_run(cfg, progress=True):
+    def fake_run(cfg, seeds=None, progress=True):
         seen["cfg"] = cfg
         raise Reached
 
-    monkeypatch.setattr(cli, "run_experiment", fake_run)
+    monkeypatch.setattr(cli, "run", fake_run)
     return seen
 
 
