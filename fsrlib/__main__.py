@@ -141,8 +141,8 @@ def add_extract_parser(sub: argparse._SubParsersAction) -> None:
                      help="decoding processes per rank (default: the cores, shared among local ranks)")
     ext.add_argument("--decode", choices=["full", "draft"], default="full",
                      help="'draft': decode JPEGs at reduced size (faster; other pixels, own cache entry)")
-    ext.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
-                     help="'bfloat16': autocast the forward (faster on GPU; own cache entry)")
+    ext.add_argument("--precision", choices=["float32", "float16", "bfloat16"], default="float32",
+                     help="autocast the forward in float16/bfloat16 (faster on GPU; own cache entry)")
     ext.add_argument("--cache-dir", default=None, help="default $FSRLIB_CACHE; shared by all ranks and nodes")
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
 

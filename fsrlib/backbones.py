@@ -147,3 +147,43 @@ def load_backbone(name: str, device: str | torch.device = "cpu") -> nn.Module:
     """Build backbone ``name`` with its pretrained weights, in eval mode on ``device``."""
     model = get_backbone_spec(name).build()
     return model.eval().to(device)
+
+
+class Lite0Stages(nn.Module):
+    """Blocks ``[start, stop)`` of an EfficientNet-Lite trunk; ``start=0`` adds the stem, ``stop=None`` the head
+    and global pooling. Chained stages give exactly :class:`PooledEfficientNet`'s output (same ops, same order):
+    ``(N, 3, 224, 224)`` in at ``start=0``, ``(N, 1280)`` out at ``stop=None``, block activations between."""
+
+    def __init__(self, net: nn.Module, start: int, stop: int | None) -> None:
+        super().__init__()
+        n_blocks = len(net._blocks)
+        end = n_blocks if stop is None else stop
+        if not 0 <= start <= end <= n_blocks:
+            raise ValueError(f"stages need 0 <= start <= stop <= {n_blocks}, got start={start}, stop={stop}")
+        self.start, self.with_head = start, stop is None
+        self.stem = nn.Sequential(net._conv_stem, net._bn0) if start == 0 else None
+        self.blocks = nn.ModuleList(net._blocks[start:end])
+        self.head = nn.Sequential(net._conv_head, net._bn1) if self.with_head else None
+        self.swish = net._swish
+        self.drop_connect_rate = net._global_params.drop_connect_rate or 0.0
+        self.n_blocks = n_blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            x = self.swish(self.stem(x))
+        for offset, block in enumerate(self.blocks):  # drop-connect scaled by the block's global index
+            x = block(x, drop_connect_rate=self.drop_connect_rate * (self.start + offset) / self.n_blocks)
+        if self.head is not None:
+            x = self.swish(self.head(x)).mean(dim=(2, 3))
+        return x
+
+
+def split_lite0(model: nn.Module, cuts: Sequence[int]) -> list[Lite0Stages]:
+    """Cut a :class:`PooledEfficientNet` before each block index in ``cuts`` (increasing): ``len(cuts) + 1``
+    stages that share the model's modules (copy the model first to fine-tune one stage on its own)."""
+    if not isinstance(model, PooledEfficientNet):
+        raise TypeError(f"split_lite0 needs an EfficientNet-Lite backbone, got {type(model).__name__}")
+    bounds = [0, *cuts, None]
+    if any(b is not None and a is not None and a > b for a, b in zip(bounds, bounds[1:])):
+        raise ValueError(f"cuts must be increasing block indices, got {list(cuts)}")
+    return [Lite0Stages(model.net, a, b) for a, b in zip(bounds, bounds[1:])]

@@ -1,128 +1,238 @@
-"""Batched feature extraction at every scale, with a verified, resumable on-disk cache.
+"""Batched feature extraction at every scale, fed by worker processes, with a verified, resumable cache.
 
-A cache entry is keyed by everything that changes the numbers: dataset name,
-the exact image list (paths and crop boxes), backbone name and weights,
-preprocessing version, ratio, degradation method and reference, storage
-dtype, and this module's format version. The key's digest names the file and
-the full key is stored inside it and compared on load, so a stale entry is
-never used. A corrupt entry (unreadable, wrong shape, checksum mismatch) is
-reported with a warning, deleted and rebuilt.
+:func:`extract_features` is three steps, each usable on its own (the
+distributed extraction in :mod:`fsrlib.distributed` shares them out over ranks):
 
-Extraction writes chunks of ``chunk_size`` images to a ``.partial`` folder as it
-goes; an interrupted run resumes from the chunks it finds. Features are stored
-as float16 by default (``benchmarks/bench_float16.py`` measures that it changes
-no mAP on our data) and returned as float32.
+1. :func:`lookup_features`: which ratios the cache already holds (see
+   :mod:`fsrlib.feature_cache` for the key and the checks);
+2. :func:`pending_jobs` and :func:`compute_jobs`: the rows still missing, read
+   by a ``torch.utils.data.DataLoader`` whose worker processes decode each
+   image once and degrade it at every missing ratio, forwarded in batches and
+   written chunk by chunk to the entry's ``.partial`` folder;
+3. :func:`assemble`: the chunks joined into the final, checksummed entries.
+
+With the defaults the features are bit-identical to a plain loop of
+``degrade(load_image(...))`` and ``BackboneSpec.to_tensor`` in batches of
+``batch_size``. Two options change the numbers and so enter the cache key:
+``decode="draft"`` (JPEGs decoded at 1/2, 1/4 or 1/8 size in the DCT domain,
+never below the 224 px network input) and ``precision="float16"`` or
+``"bfloat16"`` (autocast forward; float16 moves features by about 1e-5 in
+cosine, bfloat16 by about 1e-3, which moved mini's mAP by 0.007). Features are stored as float16 by default
+(``benchmarks/bench_float16.py`` measures that it changes no mAP on our data)
+and returned as float32.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
-import shutil
-import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import pickle
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .backbones import BackboneSpec, get_backbone_spec, load_backbone
 from .datasets import ImageItem, RetrievalDataset
-from .degrade import Method, Reference, degrade, ratio_label
+from .degrade import METHODS, REFERENCES, Method, Reference, check_ratio, degrade
+from .devices import resolve_device
+from .feature_cache import (
+    DECODINGS,
+    FORMAT_VERSION,
+    PRECISIONS,
+    STORE_DTYPES,
+    assemble_entry,
+    cache_key,
+    cache_path,
+    key_digest,
+    load_entry,
+    missing_intervals,
+    save_chunk,
+    save_entry,
+    scan_chunks,
+)
 from .imageio import load_image
 from .isr import Upscaler
 from .paths import cache_root
 
-FORMAT_VERSION = 2
-STORE_DTYPES = ("float16", "float32")
+__all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "assemble",
+           "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
+           "load_entry", "lookup_features", "network_inputs", "pending_jobs", "save_entry"]
 
 
-def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: BackboneSpec, ratio: float,
-              method: str, reference: str, store_dtype: str, upscaler: Upscaler | None = None) -> dict:
-    """Everything a cached feature array depends on, as a JSON-able dict.
+@dataclass(frozen=True)
+class FeatureRecipe:
+    """What the features are; every field enters the cache key (defaults: the cache's format-2 entries)."""
 
-    The image listing covers each path, crop box and file size (a replaced file
-    almost always changes size), plus the dataset's content ``version``.
+    backbone: str = "efficientnet_lite0"
+    method: Method = "uniform"
+    reference: Reference = "input"
+    store_dtype: str = "float16"
+    #: "draft": JPEGs decoded at reduced size (PIL ``Image.draft``), at least the input size; changes pixels.
+    decode: str = "full"
+    #: "float16" / "bfloat16": the forward runs under autocast in that dtype (GPU tensor cores); changes the
+    #: numerics: float16 by ~1e-5 in cosine, bfloat16 by ~1e-3 (it moved mini's mAP at ratio 1 by 0.007).
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("method", METHODS), ("reference", REFERENCES), ("store_dtype", STORE_DTYPES),
+                              ("decode", DECODINGS), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.decode == "draft" and self.reference != "input":
+            raise ValueError("decode='draft' shrinks the photo while decoding, so it only works with "
+                             "reference='input' (reference='original' degrades the photo's own pixels)")
+        get_backbone_spec(self.backbone)  # unknown names fail here, listing the known ones
+
+
+def _cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """How features are computed; nothing here changes them except through float rounding.
+
+    Batches lie on a global grid of ``unit = min(batch_size, chunk_size)`` rows and
+    chunks hold a whole number of batches (``chunk_size`` rounded down), so the
+    result does not depend on ``chunk_size``, on interruptions or on sharding.
+    ``workers``: decoding processes (``None``: one per CPU core; ``0``: in this process).
+    ``mp_context``: their start method (``"fork"``, ``"spawn"``...; ``None``: the platform's default).
     """
-    listing = [[it.path, it.bbx, _file_size(dataset.path(it.path))] for it in items]
-    digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
-    extra = {"upscaler": upscaler.cache_id} if upscaler is not None and ratio != 1.0 else {}
-    return extra | {
-        "format": FORMAT_VERSION, "dataset": dataset.name, "dataset_version": dataset.version,
-        "images_sha256": digest, "n_images": len(items),
-        "backbone": spec.name, "weights": spec.weights_id, "preprocess_version": spec.preprocess_version,
-        "input_size": spec.input_size, "ratio": float(ratio), "method": method, "reference": reference,
-        "store_dtype": store_dtype,
-    }
+
+    device: str = "cpu"
+    batch_size: int = 8
+    chunk_size: int = 256
+    workers: int | None = None
+    mp_context: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.chunk_size < 1 or (self.workers is not None and self.workers < 0):
+            raise ValueError(f"batch_size and chunk_size must be >= 1 and workers >= 0, got {self}")
+        resolve_device(self.device)  # "gpu", or "cuda" without a GPU, fail here with a clear message
+
+    @property
+    def unit(self) -> int:
+        return min(self.batch_size, self.chunk_size)
+
+    @property
+    def chunk_rows(self) -> int:
+        return self.chunk_size // self.unit * self.unit
+
+    @property
+    def n_workers(self) -> int:
+        return _cpu_cores() if self.workers is None else self.workers
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1  # a missing file is reported by the loader when it is read
+@dataclass
+class CachePlan:
+    """The cache lookup for one split: where each ratio's entry lives and the ones found (``(N, D)`` stored)."""
+
+    dataset: RetrievalDataset
+    split: str
+    items: tuple[ImageItem, ...]
+    recipe: FeatureRecipe
+    keys: dict[float, dict]
+    paths: dict[float, Path]
+    found: dict[float, np.ndarray] = field(default_factory=dict)
+    upscaler: Upscaler | None = None
+
+    @property
+    def spec(self) -> BackboneSpec:
+        return get_backbone_spec(self.recipe.backbone)
+
+    @property
+    def missing(self) -> list[float]:
+        return [r for r in self.keys if r not in self.found]
+
+    def features(self) -> dict[float, np.ndarray]:
+        """``{ratio: (N, D) float32}`` for every ratio (all must have been found or assembled)."""
+        return {r: self.found[r].astype(np.float32) for r in self.keys}
 
 
-def key_digest(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+@dataclass(frozen=True)
+class Job:
+    """Rows ``[start, stop)`` of a split to compute at each of ``ratios``: one chunk per ratio."""
+
+    start: int
+    stop: int
+    ratios: tuple[float, ...]
 
 
-def cache_path(cache_dir: Path, key: dict, split: str) -> Path:
-    label = ratio_label(key["ratio"]).replace("/", "_")
-    name = f"{split}-r{label}-{key['method']}-{key['reference']}-{key_digest(key)}.npz"
-    return cache_dir / "features" / key["dataset"] / key["backbone"] / name
+def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[float],
+                    recipe: FeatureRecipe | None = None, *, cache_dir: str | Path | None = None,
+                    upscaler: Upscaler | None = None) -> CachePlan:
+    """Check the arguments and load every cached entry of ``split`` at ``ratios`` (``recipe``: default
+    :class:`FeatureRecipe`); see :class:`CachePlan`."""
+    recipe = recipe or FeatureRecipe()
+    for r in ratios:
+        check_ratio(r)
+    items = dataset.split_items(split)
+    if not items:
+        raise ValueError(f"{dataset.name} has no images in split {split!r}")
+    if upscaler is not None:
+        unsupported = [r for r in ratios if not upscaler.supports(r)]
+        if unsupported:
+            raise ValueError(f"upscaler {upscaler.name} was not trained for ratios {unsupported}")
+    spec = get_backbone_spec(recipe.backbone)
+    cache = Path(cache_dir) if cache_dir is not None else cache_root()
+    keys = {r: cache_key(dataset, items, spec, r, recipe.method, recipe.reference, recipe.store_dtype, upscaler,
+                         decode=recipe.decode, precision=recipe.precision) for r in dict.fromkeys(ratios)}
+    paths = {r: cache_path(cache, key, split) for r, key in keys.items()}
+    found = {r: f for r in keys if (f := load_entry(paths[r], keys[r], spec.dim)) is not None}
+    return CachePlan(dataset, split, items, recipe, keys, paths, found, upscaler)
 
 
-def save_entry(path: Path, features: np.ndarray, key: dict) -> None:
-    """Write an entry atomically (temporary name, then rename) with its key and checksum."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(features.tobytes()).hexdigest()
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, features=features, key=json.dumps(key, sort_keys=True), sha256=digest)
-    os.replace(tmp, path)
+def pending_jobs(plan: CachePlan, loader: LoaderConfig) -> list[Job]:
+    """The chunks still to compute for the plan's missing ratios, after keeping the valid ones on disk.
 
-
-def load_entry(path: Path, key: dict, dim: int) -> np.ndarray | None:
-    """The cached array if ``path`` holds a valid entry for ``key``; ``None`` if absent.
-
-    A damaged or mismatched file is reported, removed and treated as absent.
+    A job covers rows that miss at several ratios at once, so each image is decoded once for all of them.
     """
-    if not path.is_file():
-        return None
+    by_rows: dict[tuple[int, int], list[float]] = {}
+    n, dim = len(plan.items), plan.spec.dim
+    for r in plan.missing:
+        done = scan_chunks(plan.paths[r], n, dim, plan.recipe.store_dtype, loader.unit)
+        for rows in missing_intervals(list(done), n, loader.chunk_rows):
+            by_rows.setdefault(rows, []).append(r)
+    return [Job(a, b, tuple(rs)) for (a, b), rs in sorted(by_rows.items())]
+
+
+def compute_jobs(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, *, progress: bool = True,
+                 on_chunk: Callable[[float, int], None] | None = None) -> None:
+    """Compute ``jobs`` and save each as a chunk of the plan's entries (final entries are not written).
+
+    ``on_chunk(ratio, start)`` is called after each chunk is saved.
+    """
+    if not jobs:
+        return
+    device = torch.device(loader.device)
+    model = _backbone(plan.recipe.backbone, str(device))
+    n_rows = sum(j.stop - j.start for j in jobs)
+    bar = tqdm(total=sum((j.stop - j.start) * len(j.ratios) for j in jobs), disable=not progress, unit="img",
+               desc=f"{plan.dataset.name}/{plan.split} {plan.recipe.backbone}")
+    rows = iter(_image_loader(plan, jobs, loader, n_rows))
     try:
-        with np.load(path, allow_pickle=False) as data:
-            features, stored_key, digest = data["features"], str(data["key"]), str(data["sha256"])
-        problem = None
-        if json.loads(stored_key) != key:
-            problem = "its key does not match (stale entry)"
-        elif features.shape != (key["n_images"], dim) or features.dtype != np.dtype(key["store_dtype"]):
-            problem = f"it has shape {features.shape} and dtype {features.dtype}"
-        elif hashlib.sha256(features.tobytes()).hexdigest() != digest:
-            problem = "its checksum does not match (corrupt)"
-    except Exception as err:  # zip, pickle and JSON errors all mean "unreadable"
-        problem = f"it cannot be read ({type(err).__name__}: {err})"
-    if problem:
-        warnings.warn(f"feature cache {path} is unusable because {problem}; rebuilding it", stacklevel=3)
-        path.unlink(missing_ok=True)
-        return None
-    return features
+        for job in jobs:
+            for r, feats in zip(job.ratios, _forward_job(model, plan, job, rows, loader, device)):
+                save_chunk(plan.paths[r], job.start, feats.astype(plan.recipe.store_dtype), loader.unit)
+                bar.update(len(feats))
+                if on_chunk is not None:
+                    on_chunk(r, job.start)
+    finally:
+        bar.close()
+        del rows  # stops the worker processes now, even when an exception keeps this frame alive
 
 
-@lru_cache(maxsize=2)
-def _backbone(name: str, device: str) -> nn.Module:
-    return load_backbone(name, device)
-
-
-def _prepare(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], method: Method,
-             reference: Reference, size: int, upscaler: Upscaler | None) -> list:
-    image = load_image(dataset.path(item.path), item.bbx, exif_transpose=dataset.exif_transpose)
-    inputs = [degrade(image, r, method=method, reference=reference, size=size).upsampled for r in ratios]
-    return inputs if upscaler is None else [upscaler(x, r) for x, r in zip(inputs, ratios)]
+def assemble(plan: CachePlan, loader: LoaderConfig) -> None:
+    """Join the chunks of every missing ratio into its final entry (and put it in ``plan.found``)."""
+    for r in plan.missing:
+        plan.found[r] = assemble_entry(plan.paths[r], plan.keys[r], plan.spec.dim, loader.unit)
 
 
 def extract_features(
@@ -139,61 +249,40 @@ def extract_features(
     store_dtype: str = "float16",
     cache_dir: str | Path | None = None,
     progress: bool = True,
-    workers: int = 2,
+    workers: int | None = None,
     on_chunk: Callable[[float, int], None] | None = None,
     upscaler: Upscaler | None = None,
+    decode: str = "full",
+    precision: str = "float32",
 ) -> dict[float, np.ndarray]:
     """Features of ``dataset``'s ``split`` at every area ratio: ``{ratio: (N, D) float32}``.
 
     ``ratio=1`` is the high-resolution feature. Each image is read once per
-    chunk and degraded at every ratio still missing from the cache.
-    ``on_chunk(ratio, start)`` is called after each chunk is saved (tests use it
-    to simulate an interruption). ``upscaler`` (an ISR model, :class:`fsrlib.isr.Upscaler`)
-    replaces the bicubic input by its super-resolved version ("ISR then features").
+    chunk and degraded at every ratio still missing from the cache; an
+    interrupted run resumes from its chunks and gives exactly the uninterrupted
+    result. ``upscaler`` (an ISR model, :class:`fsrlib.isr.Upscaler`) replaces
+    the bicubic input by its super-resolved version ("ISR then features"). See
+    :class:`FeatureRecipe` for ``decode``/``precision`` and :class:`LoaderConfig`
+    for ``device``, ``batch_size``, ``chunk_size`` and ``workers``.
     """
-    if store_dtype not in STORE_DTYPES:
-        raise ValueError(f"store_dtype must be one of {STORE_DTYPES}, got {store_dtype!r}")
-    spec = get_backbone_spec(backbone)
-    items = dataset.split_items(split)
-    if not items:
-        raise ValueError(f"{dataset.name} has no images in split {split!r}")
-    cache = Path(cache_dir) if cache_dir is not None else cache_root()
-    if upscaler is not None:
-        unsupported = [r for r in ratios if not upscaler.supports(r)]
-        if unsupported:
-            raise ValueError(f"upscaler {upscaler.name} was not trained for ratios {unsupported}")
-    keys = {r: cache_key(dataset, items, spec, r, method, reference, store_dtype, upscaler) for r in ratios}
-    paths = {r: cache_path(cache, keys[r], split) for r in ratios}
-    out = {r: f for r in ratios if (f := load_entry(paths[r], keys[r], spec.dim)) is not None}
-    missing = [r for r in ratios if r not in out]
-    if missing:
-        model = _backbone(backbone, str(torch.device(device)))
-        partial = {r: _resume_chunks(paths[r], spec.dim, store_dtype) for r in missing}
-        bar = tqdm(total=len(items) * len(missing), disable=not progress,
-                   desc=f"{dataset.name}/{split} {backbone}", unit="img")
-        bar.update(sum(len(c) for chunks in partial.values() for c in chunks.values()))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for start in range(0, len(items), chunk_size):
-                todo = [r for r in missing if start not in partial[r]]
-                if not todo:
-                    continue
-                chunk = items[start:start + chunk_size]
-                inputs = list(pool.map(lambda it: _prepare(dataset, it, todo, method, reference, spec.input_size,
-                                                           upscaler), chunk))
-                for j, r in enumerate(todo):
-                    feats = _forward(model, spec, [imgs[j] for imgs in inputs], batch_size, device)
-                    partial[r][start] = feats.astype(store_dtype)
-                    _save_chunk(paths[r], start, partial[r][start])
-                    bar.update(len(chunk))
-                    if on_chunk is not None:
-                        on_chunk(r, start)
-        bar.close()
-        for r in missing:
-            features = np.concatenate([partial[r][s] for s in sorted(partial[r])])
-            save_entry(paths[r], features, keys[r])
-            shutil.rmtree(_partial_dir(paths[r]), ignore_errors=True)
-            out[r] = features
-    return {r: out[r].astype(np.float32) for r in ratios}
+    recipe = FeatureRecipe(backbone, method, reference, store_dtype, decode, precision)
+    loader = LoaderConfig(device, batch_size, chunk_size, workers)
+    plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
+    if plan.missing:
+        compute_jobs(plan, pending_jobs(plan, loader), loader, progress=progress, on_chunk=on_chunk)
+        assemble(plan, loader)
+    return plan.features()
+
+
+def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *, method: Method = "uniform",
+                   reference: Reference = "input", size: int = 224, decode: str = "full") -> list[Image.Image]:
+    """One image of ``dataset``, decoded once, degraded at each ratio: the backbone's ``size``-square inputs."""
+    image = load_image(dataset.path(item.path), item.bbx, exif_transpose=dataset.exif_transpose,
+                       draft_size=size if decode == "draft" else None)
+    if reference == "input":
+        # degrade's first step, done once for every ratio: it leaves an image of the target size as it is
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return [degrade(image, r, method=method, reference=reference, size=size).upsampled for r in ratios]
 
 
 def image_features(images: Sequence, backbone: str = "efficientnet_lite0", device: str = "cpu",
@@ -210,31 +299,128 @@ def _forward(model: nn.Module, spec: BackboneSpec, images: list, batch_size: int
     return np.concatenate(parts)
 
 
-def _partial_dir(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
+@lru_cache(maxsize=2)
+def _backbone(name: str, device: str) -> nn.Module:
+    model = load_backbone(name, device)
+    # channels_last is the GPU's fast layout; on the CPU the model stays as it was (bit-identical features)
+    return model.to(memory_format=torch.channels_last) if torch.device(device).type == "cuda" else model
 
 
-def _save_chunk(path: Path, start: int, feats: np.ndarray) -> None:
-    folder = _partial_dir(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"chunk_{start:08d}.tmp.npy"
-    np.save(tmp, feats)
-    os.replace(tmp, folder / f"chunk_{start:08d}.npy")
+# ---------------------------------------------------------------- the image pipeline
+@dataclass
+class _Failure:
+    """An exception raised in a worker, carried back to be raised in the calling process as it was."""
+
+    error: BaseException
 
 
-def _resume_chunks(path: Path, dim: int, store_dtype: str) -> dict[int, np.ndarray]:
-    """Chunks an interrupted run left behind (unreadable ones are dropped and recomputed)."""
-    chunks: dict[int, np.ndarray] = {}
-    folder = _partial_dir(path)
-    for file in sorted(folder.glob("chunk_*.npy")) if folder.is_dir() else []:
-        if file.name.endswith(".tmp.npy"):
-            continue
+def _portable(err: BaseException, path: Path) -> BaseException:
+    if str(path) not in str(err) and hasattr(err, "add_note"):
+        err.add_note(f"while preparing image {path}")
+    try:
+        return pickle.loads(pickle.dumps(err))
+    except Exception:
+        return RuntimeError(f"{type(err).__name__} while preparing image {path}: {err}")
+
+
+class _JobImages(Dataset):
+    """Worker side: row ``i`` of a split at ``ratios`` as ``(R, S, S, 3)`` uint8 network inputs.
+
+    Holds only picklable data (the dataset description, the items, the recipe), so
+    workers start with ``fork`` or ``spawn`` alike; errors come back as :class:`_Failure`.
+    """
+
+    def __init__(self, dataset: RetrievalDataset, items: Sequence[ImageItem], recipe: FeatureRecipe,
+                 size: int) -> None:
+        self.dataset, self.items, self.recipe, self.size = dataset, tuple(items), recipe, size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: tuple[int, tuple[float, ...]]) -> torch.Tensor | _Failure:
+        row, ratios = index
+        item = self.items[row]
         try:
-            arr = np.load(file, allow_pickle=False)
-            if arr.ndim == 2 and arr.shape[1] == dim and arr.dtype == np.dtype(store_dtype):
-                chunks[int(file.stem.split("_")[1])] = arr
-                continue
-        except (OSError, ValueError):
-            pass
-        file.unlink(missing_ok=True)
-    return chunks
+            inputs = network_inputs(self.dataset, item, ratios, method=self.recipe.method,
+                                    reference=self.recipe.reference, size=self.size, decode=self.recipe.decode)
+        except Exception as err:
+            return _Failure(_portable(err, self.dataset.path(item.path)))
+        return torch.from_numpy(np.stack([np.asarray(x) for x in inputs]))
+
+
+class _JobRows(Sampler):
+    """``(row, ratios)`` for every row of every job, in order."""
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self.jobs = list(jobs)
+
+    def __len__(self) -> int:
+        return sum(j.stop - j.start for j in self.jobs)
+
+    def __iter__(self) -> Iterator[tuple[int, tuple[float, ...]]]:
+        for job in self.jobs:
+            for row in range(job.start, job.stop):
+                yield row, job.ratios
+
+
+def _image_loader(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, n_rows: int) -> DataLoader:
+    workers = min(loader.n_workers, n_rows)
+    return DataLoader(_JobImages(plan.dataset, plan.items, plan.recipe, plan.spec.input_size), batch_size=None,
+                      sampler=_JobRows(jobs), num_workers=workers, persistent_workers=False,
+                      prefetch_factor=max(2, math.ceil(loader.unit / workers)) if workers else None,
+                      multiprocessing_context=loader.mp_context if workers else None)
+
+
+def _next_pixels(rows: Iterator) -> torch.Tensor:
+    item = next(rows)
+    if isinstance(item, _Failure):
+        raise item.error
+    return item
+
+
+def _forward_job(model: nn.Module, plan: CachePlan, job: Job, rows: Iterator, loader: LoaderConfig,
+                 device: torch.device) -> list[np.ndarray]:
+    """``(job rows, D)`` float32 features at each of the job's ratios, in batches on the global grid."""
+    outs: list[list[torch.Tensor]] = [[] for _ in job.ratios]
+    for start in range(job.start, job.stop, loader.unit):
+        items = [_next_pixels(rows) for _ in range(min(loader.unit, job.stop - start))]
+        if device.type == "cuda":  # one pinned buffer, one asynchronous copy; normalised on the GPU
+            pixels = torch.stack(items, out=torch.empty((len(items), *items[0].shape), dtype=torch.uint8,
+                                                        pin_memory=True)).to(device, non_blocking=True)
+        else:
+            pixels = torch.stack(items)
+        if plan.upscaler is not None:
+            pixels = _upscale(pixels, job.ratios, plan.upscaler)
+        with torch.inference_mode(), _autocast(device, plan.recipe.precision):
+            for j, outputs in enumerate(outs):
+                outputs.append(model(_to_input(plan.spec, pixels[:, j])))
+    return [torch.cat(o).float().cpu().numpy() for o in outs]
+
+
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def _to_input(spec: BackboneSpec, pixels: torch.Tensor) -> torch.Tensor:
+    """``(N, S, S, 3)`` uint8 -> normalised ``(N, 3, S, S)`` float32 on the pixels' device.
+
+    On the CPU these are :meth:`BackboneSpec.to_tensor`'s operations, in its order.
+    """
+    if pixels.device.type == "cpu":
+        x = torch.from_numpy(pixels.numpy().astype(np.float32) / 255.0)
+    else:
+        x = pixels.float() / 255.0
+    x = x.permute(0, 3, 1, 2)
+    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _upscale(pixels: torch.Tensor, ratios: Sequence[float], upscaler: Upscaler) -> torch.Tensor:
+    out = pixels.cpu().clone()
+    for b in range(out.shape[0]):
+        for j, r in enumerate(ratios):
+            if r != 1.0:
+                out[b, j] = torch.from_numpy(np.array(upscaler(Image.fromarray(out[b, j].numpy()), r)))
+    return out.to(pixels.device)

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,12 @@ def run(ds, tmp_path, ratios=(1.0, 0.25), **kw):
 
 
 def entry_files(tmp_path):
-    return sorted((tmp_path / "c").rglob("*.npz"))
+    """Final entries only (chunks of an unfinished run live in ``*.partial`` folders)."""
+    return sorted(p for p in (tmp_path / "c").rglob("*.npz") if not p.parent.name.endswith(".partial"))
+
+
+def chunk_files(tmp_path):
+    return sorted((tmp_path / "c").rglob("*.partial/chunk_*.npz"))
 
 
 def test_shapes_and_scales(tiny_dataset, tmp_path):
@@ -123,3 +130,243 @@ def test_replaced_image_invalidates_the_cache(tiny_dataset, tmp_path):
     second = run(tiny_dataset, tmp_path, ratios=(1.0,))[1.0]
     assert len(entry_files(tmp_path)) == 2
     assert not np.allclose(first[0], second[0]) and np.allclose(first[1:], second[1:], atol=1e-6)
+
+
+# ---------------------------------------------------------------- the loader path equals a plain loop
+def first_queries(ds, n):
+    """``ds`` with only its first ``n`` queries (their ground truth still points into the whole database)."""
+    import dataclasses
+
+    return dataclasses.replace(ds, queries=ds.queries[:n], gnd=ds.gnd[:n])
+
+
+def plain_loop(ds, split, ratios, batch_size):
+    """The reference computation: decode, degrade, BackboneSpec.to_tensor, forward, in batches of the grid."""
+    import torch
+
+    from fsrlib.backbones import get_backbone_spec
+    from fsrlib.degrade import degrade
+    from fsrlib.imageio import load_image
+
+    spec, model = get_backbone_spec("efficientnet_lite0"), features._backbone("efficientnet_lite0", "cpu")
+    images = [load_image(ds.path(it.path), it.bbx) for it in ds.split_items(split)]
+    out = {}
+    with torch.inference_mode():
+        for r in ratios:
+            inputs = [degrade(img, r).upsampled for img in images]
+            out[r] = np.concatenate([model(spec.to_tensor(inputs[i:i + batch_size])).numpy()
+                                     for i in range(0, len(inputs), batch_size)])
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_default_path_is_bit_identical_to_a_plain_loop(mini_dataset, tmp_path, workers):
+    ds = first_queries(mini_dataset, 5)  # JPEGs; batches of 4: rows [0, 4) and [4, 5) (a batch of one)
+    got = extract_features(ds, "query", (1.0, 1 / 16), cache_dir=tmp_path / "c", progress=False, batch_size=4,
+                           store_dtype="float32", workers=workers)
+    want = plain_loop(ds, "query", (1.0, 1 / 16), batch_size=4)
+    for r in want:
+        np.testing.assert_array_equal(got[r], want[r])
+
+
+def test_worker_dataset_pickles(tiny_dataset):
+    import pickle
+
+    from fsrlib.features import FeatureRecipe, _JobImages
+
+    images = _JobImages(tiny_dataset, tiny_dataset.split_items("train"), FeatureRecipe(), 224)
+    again = pickle.loads(pickle.dumps(images))
+    np.testing.assert_array_equal(again[(1, (1.0, 0.25))].numpy(), images[(1, (1.0, 0.25))].numpy())
+    assert again[(1, (1.0, 0.25))].shape == (2, 224, 224, 3)
+
+
+@pytest.mark.slow
+def test_spawned_workers_give_the_same_features(tiny_dataset, tmp_path):
+    from fsrlib.features import LoaderConfig, assemble, compute_jobs, lookup_features, pending_jobs
+
+    want = run(tiny_dataset, tmp_path, ratios=(1.0, 0.25), workers=0)
+    plan = lookup_features(tiny_dataset, "train", (1.0, 0.25), cache_dir=tmp_path / "spawned")
+    loader = LoaderConfig(workers=2, mp_context="spawn")
+    compute_jobs(plan, pending_jobs(plan, loader), loader, progress=False)
+    assemble(plan, loader)
+    for r, f in plan.features().items():
+        np.testing.assert_array_equal(f, want[r])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bad_image_gives_load_images_error_not_a_worker_traceback(tiny_dataset, tmp_path, workers):
+    from fsrlib.imageio import ImageReadError
+
+    (tiny_dataset.root / "img3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ImageReadError, match="img3.png") as info:
+        run(tiny_dataset, tmp_path, ratios=(1.0,), workers=workers)
+    assert "DataLoader worker" not in str(info.value) and "Traceback" not in str(info.value)
+
+
+# ---------------------------------------------------------------- resuming (issue 11)
+def interrupted(ds, tmp_path, chunk_size, batch_size=8):
+    """Run that stops after saving the chunk at row 2 (rows [0, 2) and [2, 4) are on disk with chunk_size 2)."""
+    def stop(ratio, start):
+        if start == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(ds, tmp_path, ratios=(1.0,), chunk_size=chunk_size, batch_size=batch_size, on_chunk=stop)
+
+
+@pytest.mark.parametrize("batch_size, recomputed", [(8, [0, 3]), (2, [4])])
+def test_resume_with_another_chunk_size_gives_the_uninterrupted_result(tiny_dataset, tmp_path, batch_size,
+                                                                        recomputed):
+    interrupted(tiny_dataset, tmp_path, chunk_size=2, batch_size=batch_size)
+    starts = []
+    # with batch_size 8 the batches were 2 rows and would now be 3: those chunks are recomputed, with a warning;
+    # with batch_size 2 both runs batch by 2, so the chunks on disk are kept and only rows [4, 5) are computed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = run(tiny_dataset, tmp_path, ratios=(1.0,), chunk_size=3, batch_size=batch_size,
+                  on_chunk=lambda r, s: starts.append(s))[1.0]
+    assert starts == recomputed
+    assert any("batches of 2" in str(w.message) for w in caught) == (batch_size == 8)
+    fresh = extract_features(tiny_dataset, "train", (1.0,), cache_dir=tmp_path / "fresh", progress=False,
+                             chunk_size=3, batch_size=batch_size)[1.0]
+    assert out.shape == (5, 1280)
+    np.testing.assert_array_equal(out, fresh)
+
+
+def uninterrupted(ds, tmp_path):
+    return extract_features(ds, "train", (1.0,), cache_dir=tmp_path / "fresh", progress=False, chunk_size=2)[1.0]
+
+
+def test_flipped_bytes_in_a_chunk_are_recomputed(tiny_dataset, tmp_path):
+    interrupted(tiny_dataset, tmp_path, chunk_size=2)
+    chunk = chunk_files(tmp_path)[0]
+    data = bytearray(chunk.read_bytes())
+    data[1000] ^= 0xFF  # inside the feature values, whatever the file format
+    chunk.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="unusable chunk"):
+        out = run(tiny_dataset, tmp_path, ratios=(1.0,), chunk_size=2)[1.0]
+    np.testing.assert_array_equal(out, uninterrupted(tiny_dataset, tmp_path))
+    assert np.isfinite(out).all()
+
+
+def test_tampered_chunk_fails_its_checksum(tiny_dataset, tmp_path):
+    interrupted(tiny_dataset, tmp_path, chunk_size=2)
+    chunk = chunk_files(tmp_path)[0]
+    with np.load(chunk) as d:
+        fields = {k: d[k].copy() for k in d.files}
+    fields["features"][0, 0] = np.nan
+    with open(chunk, "wb") as f:
+        np.savez(f, **fields)
+    with pytest.warns(UserWarning, match="checksum"):
+        out = run(tiny_dataset, tmp_path, ratios=(1.0,), chunk_size=2)[1.0]
+    np.testing.assert_array_equal(out, uninterrupted(tiny_dataset, tmp_path))
+
+
+def test_zero_length_chunk_is_recomputed(tiny_dataset, tmp_path):
+    interrupted(tiny_dataset, tmp_path, chunk_size=2)
+    chunk_files(tmp_path)[-1].write_bytes(b"")  # a disk that filled up, a killed copy
+    with pytest.warns(UserWarning, match="cannot be read"):
+        out = run(tiny_dataset, tmp_path, ratios=(1.0,), chunk_size=2)[1.0]
+    np.testing.assert_array_equal(out, uninterrupted(tiny_dataset, tmp_path))
+    assert chunk_files(tmp_path) == []  # the folder of chunks is gone once the entry is written
+
+
+def test_missing_intervals_hand_worked():
+    from fsrlib.feature_cache import missing_intervals
+
+    assert missing_intervals([], 10, 4) == [(0, 4), (4, 8), (8, 10)]
+    # rows [2, 6) done (another chunk size): the rest, cut where an uninterrupted run's chunks end
+    assert missing_intervals([(2, 6)], 10, 4) == [(0, 2), (6, 8), (8, 10)]
+    assert missing_intervals([(0, 4), (8, 10)], 10, 4) == [(4, 8)]
+    assert missing_intervals([(0, 10)], 10, 4) == []
+
+
+# ---------------------------------------------------------------- options that change the numbers
+@pytest.fixture
+def large_jpegs(tmp_path):
+    """Two 1024x768 JPEGs (a photo scaled up) with a query box: big enough for 1/2 and 1/4 draft decoding."""
+    import skimage.data
+    from PIL import Image
+
+    from fsrlib.datasets import RetrievalDataset
+
+    for i, name in enumerate(("astronaut", "coffee")):
+        Image.fromarray(getattr(skimage.data, name)()).resize((1024, 768)).save(tmp_path / f"big{i}.jpg", quality=90)
+    return RetrievalDataset(name="big", root=tmp_path, images=("big0.jpg", "big1.jpg"), queries=("big1.jpg",),
+                            gnd=({"ok": [1], "junk": [], "bbx": (100.0, 50.0, 700.0, 600.0)},))
+
+
+def test_draft_decoding_keeps_the_box_and_at_least_the_input_size(large_jpegs):
+    from fsrlib.imageio import load_image
+
+    path, box = large_jpegs.path("big1.jpg"), (100.0, 50.0, 700.0, 600.0)
+    full = load_image(path, box)
+    draft = load_image(path, box, draft_size=224)
+    assert full.size == (600, 550) and draft.size == (300, 275)  # 1/2: the box's short side stays >= 224
+    assert load_image(path, draft_size=224).size == (512, 384)  # 1024x768 at 1/2; 1/4 would be 192 < 224
+    diff = np.abs(np.asarray(full.resize(draft.size), dtype=float) - np.asarray(draft, dtype=float)).mean()
+    assert diff < 8  # the same region, not a shifted one (a wrong box scale gives tens of grey levels)
+
+
+def test_draft_decoding_has_its_own_cache_entry_and_close_features(large_jpegs, tmp_path):
+    def extract(**kw):
+        return extract_features(large_jpegs, "db", (1.0, 1 / 16), cache_dir=tmp_path / "c", progress=False, **kw)
+
+    full, draft = extract(), extract(decode="draft")
+    assert len(entry_files(tmp_path)) == 4
+    for r in full:
+        assert not np.array_equal(full[r], draft[r])
+        cos = (full[r] * draft[r]).sum(1) / np.linalg.norm(full[r], axis=1) / np.linalg.norm(draft[r], axis=1)
+        assert cos.min() > 0.95
+    with pytest.raises(ValueError, match="reference='input'"):
+        extract(decode="draft", reference="original")
+    with pytest.raises(ValueError, match="precision"):
+        extract(precision="float8")
+
+
+def test_float16_autocast_has_its_own_entry_and_close_features(tiny_dataset, tmp_path):
+    def query_features(**kw):  # 2 images: float16 convolutions are emulated, slowly, on most CPUs
+        return extract_features(tiny_dataset, "query", (1.0,), cache_dir=tmp_path / "c", progress=False,
+                                store_dtype="float32", **kw)[1.0]
+
+    full, half = query_features(), query_features(precision="float16")
+    assert len(entry_files(tmp_path)) == 2 and not np.array_equal(full, half)
+    cos = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
+    assert cos.min() > 0.9999  # float16 keeps 11 bits: about 1e-5 (bfloat16, 8 bits: about 1e-3)
+
+
+def native_half_precision(precision: str) -> bool:
+    """Whether this machine computes ``precision`` convolutions natively (a GPU, or a CPU with AVX512/AMX for it)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    flags = {"float16": ("avx512_fp16", "amx_fp16"), "bfloat16": ("avx512_bf16", "amx_bf16")}[precision]
+    try:
+        cpuinfo = open("/proc/cpuinfo").read().split()
+    except OSError:
+        return False
+    return any(flag in cpuinfo for flag in flags)
+
+
+@pytest.mark.slow
+def test_float16_autocast_changes_no_map_by_more_than_0_005(mini_dataset, tmp_path):
+    import torch
+
+    from fsrlib.retrieval import compute_map, rank_database
+
+    if not native_half_precision("float16"):
+        pytest.skip("this CPU emulates float16 convolutions (~10x slower than float32 here: about 40 minutes for "
+                    "mini on 2 cores); the test runs on a GPU or a CPU with AVX512-FP16/AMX-FP16")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ratios = (1.0, 1 / 16, 1 / 64)
+
+    def maps(precision):
+        kw = {"cache_dir": tmp_path / "c", "progress": False, "precision": precision, "device": device}
+        db = extract_features(mini_dataset, "db", (1.0,), **kw)[1.0]
+        queries = extract_features(mini_dataset, "query", ratios, **kw)
+        return np.array([compute_map(rank_database(queries[r], db), mini_dataset.gnd)[0] for r in ratios])
+
+    full, half = maps("float32"), maps("float16")
+    assert len(entry_files(tmp_path)) == 2 * (1 + len(ratios))  # float16 features never reuse float32 entries
+    np.testing.assert_array_less(np.abs(full - half), 0.005)

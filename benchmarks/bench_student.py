@@ -1,0 +1,181 @@
+"""Held-out mAP of the resolution-robust student (fsrlib.student) on Holidays, against raw and HR queries.
+
+Protocols (fsrlib.protocols): ``group_disjoint`` (3 folds over Holidays' 150 groups; each fold's queries are
+scored against the full 422-image database by a student trained only on the other folds' groups; per-query APs
+are pooled so every query is scored once) and ``cross_dataset`` (trained on the Paris subset + mini, tested on
+every Holidays query). Per ratio: raw, HR and student mAP, the student's mean over seeds, the fraction of the
+gap (HR - raw) it recovers, a bootstrap 95% interval over queries (per-query AP averaged over seeds first) and
+the paired difference to raw. Training time per run is printed.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_student.py prepare [--crops 2]
+    nice -n 10 .venv/bin/python benchmarks/bench_student.py run --protocol group_disjoint --seeds 0 1 2 \
+        [--set steps=300 trainable_blocks=2 ...] [--out results.json]
+
+Raw and HR query features are the frozen backbone's applied to the cached prefix activations (the same
+numbers as fsrlib.features.extract_features up to float rounding); the database is extract_features' own.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fsrlib.datasets import load_dataset
+from fsrlib.degrade import PAPER_RATIOS, ratio_label
+from fsrlib.features import extract_features
+from fsrlib.protocols import cross_dataset_folds, group_disjoint_folds, image_group, seen_groups
+from fsrlib.retrieval import compute_map, l2_normalize, rank_database
+from fsrlib.stats import bootstrap_interval, compare, gap_recovered
+from fsrlib.student import (ResolutionStudent, StudentConfig, build_pairs, prefix_activations,
+                            student_query_features, train_student)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+HOLIDAYS = Path(os.environ.get("FSRLIB_HOLIDAYS", SHARED / "holidays-subset"))
+PARIS = Path(os.environ.get("FSRLIB_PARIS", SHARED / "paris6k-subset"))
+EVAL_RATIOS = PAPER_RATIOS
+
+
+def folds_of(protocol: str, holidays, k: int = 3, split_seed: int = 0) -> list:
+    if protocol == "group_disjoint":
+        return group_disjoint_folds(holidays, k=k, seed=split_seed)
+    if protocol == "cross_dataset":
+        return cross_dataset_folds(holidays, [load_dataset("paris6k", PARIS), load_dataset("mini")])
+    raise KeyError(protocol)
+
+
+def test_images(holidays, fold) -> list[Path]:
+    """Every Holidays image of the fold's test groups (the query and its positives): none may be trained on."""
+    groups = {image_group(holidays, holidays.queries[q]) for q in fold.query_index}
+    return [holidays.path(p) for p in holidays.images if image_group(holidays, p) in groups]
+
+
+def frozen_features(acts: dict[float, np.ndarray], cache_block: int) -> dict[float, np.ndarray]:
+    """The frozen backbone's features from cached prefix activations ``{ratio: (N, C, H, W)}``."""
+    from fsrlib.backbones import load_backbone
+
+    model = ResolutionStudent(load_backbone("efficientnet_lite0"), cache_block, 0)
+    with torch.inference_mode():
+        return {r: model.from_cached(torch.from_numpy(a)).numpy() for r, a in acts.items()}
+
+
+def per_query_ap(queries: np.ndarray, db: np.ndarray, gnd: list) -> np.ndarray:
+    return compute_map(rank_database(l2_normalize(queries), db), gnd)[1]
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Fill the caches: Holidays database features, query prefix activations, and the pairs of every photo."""
+    cfg = replace(StudentConfig(), crops_per_image=args.crops)
+    holidays = load_dataset("holidays", HOLIDAYS)
+    start = time.perf_counter()
+    extract_features(holidays, "db", (1.0,), progress=False)
+    prefix_activations(holidays, "query", (1.0, *EVAL_RATIOS), cfg.cache_block)
+    print(f"database + query activations: {time.perf_counter() - start:.0f} s", flush=True)
+    sets = {"holidays": replace(holidays, train=holidays.images)}
+    if args.cross:
+        sets["paris+mini"] = folds_of("cross_dataset", holidays)[0].train
+    for name, train in sets.items():
+        start = time.perf_counter()
+        pairs = build_pairs(train, cfg, progress=lambda i, n: print(f"{name}: {i}/{n} photos", flush=True)
+                            if i % 50 == 0 or i == n else None)
+        n_lr = int((pairs.ratio < 1).sum())
+        print(f"{name}: {n_lr} pairs (+ {len(pairs) - n_lr} full-size crops) in {time.perf_counter() - start:.0f} s",
+              flush=True)
+
+
+def run(args: argparse.Namespace) -> dict:
+    changes = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    base = replace(StudentConfig(), **changes)
+    holidays = load_dataset("holidays", HOLIDAYS)
+    db = l2_normalize(extract_features(holidays, "db", (1.0,), progress=False)[1.0])
+    acts = prefix_activations(holidays, "query", (1.0, *EVAL_RATIOS), base.cache_block)
+    frozen = frozen_features(acts, base.cache_block)
+    gnd = list(holidays.gnd)
+    raw = {r: per_query_ap(frozen[r], db, gnd) for r in (1.0, *EVAL_RATIOS)}
+    folds = folds_of(args.protocol, holidays, split_seed=args.split_seed)
+    student_ap = {r: np.full((len(args.seeds), len(gnd)), np.nan) for r in EVAL_RATIOS}
+    timings = []
+    for s, seed in enumerate(args.seeds):
+        cfg = replace(base, seed=seed, pair_seed=seed if args.vary_pairs else base.pair_seed)
+        for fold in folds:
+            if args.protocol == "group_disjoint":
+                assert not seen_groups(holidays, fold) & {image_group(holidays, holidays.queries[q])
+                                                          for q in fold.query_index}, "a test group was trained on"
+            train = fold.train
+            if args.photos:  # learning curve: a seeded subset of the fold's training photos
+                keep = np.random.default_rng(args.split_seed).permutation(len(train.train))[:args.photos]
+                train = replace(train, train=tuple(train.train[i] for i in sorted(keep)))
+            trained = train_student(train, cfg, exclude=test_images(holidays, fold))
+            timings.append({"seed": seed, "fold": fold.name, "pair_s": trained.pair_seconds,
+                            "train_s": trained.train_seconds, "photos": len(trained.training_images)})
+            print(f"seed {seed} {fold.describe()}: pairs {trained.pair_seconds:.0f} s, "
+                  f"training {trained.train_seconds:.0f} s", flush=True)
+            index = list(fold.query_index)
+            sub = replace(holidays, queries=tuple(holidays.queries[q] for q in index),
+                          gnd=tuple(holidays.gnd[q] for q in index))
+            feats = student_query_features(trained, sub, EVAL_RATIOS)
+            for r in EVAL_RATIOS:
+                student_ap[r][s, index] = per_query_ap(feats[r], db, list(sub.gnd))
+    return report(args, base, raw, student_ap, timings)
+
+
+def report(args, cfg: StudentConfig, raw: dict, student_ap: dict, timings: list) -> dict:
+    hr = float(np.mean(raw[1.0]))
+    rows = []
+    print(f"\n{args.protocol}, seeds {args.seeds}, photos per fold {args.photos or 'all'}, config changes "
+          f"{args.set or 'none'}; HR mAP {hr:.3f}")
+    print("| ratio | raw | student (per seed) | student [95% CI] | gap recovered | student - raw [95% CI] |")
+    print("|---|---|---|---|---|---|")
+    for r in EVAL_RATIOS:
+        per_seed = np.nanmean(student_ap[r], axis=1)
+        mean_ap = student_ap[r].mean(axis=0)
+        lo, hi = bootstrap_interval(mean_ap)
+        diff = compare(mean_ap, raw[r])
+        raw_map = float(np.mean(raw[r]))
+        frac = gap_recovered(float(mean_ap.mean()), raw_map, hr)
+        rows.append({"ratio": r, "raw": raw_map, "hr": hr, "student": float(mean_ap.mean()),
+                     "student_per_seed": per_seed.tolist(), "ci": [lo, hi], "gap_recovered": frac,
+                     "diff_vs_raw": [diff.diff, diff.lo, diff.hi], "verdict": diff.verdict})
+        print(f"| {ratio_label(r)} | {raw_map:.3f} | {' '.join(f'{v:.3f}' for v in per_seed)} | "
+              f"{mean_ap.mean():.3f} [{lo:.3f}, {hi:.3f}] | {frac:.2f} | {diff} |")
+    train_s = [t["train_s"] for t in timings]
+    pair_s = [t["pair_s"] for t in timings]
+    print(f"training time per run: {np.mean(train_s):.0f} s (min {min(train_s):.0f}, max {max(train_s):.0f}); "
+          f"pair making per run (0 when cached): mean {np.mean(pair_s):.0f} s")
+    return {"protocol": args.protocol, "seeds": args.seeds, "photos": args.photos, "config": asdict(cfg), "rows": rows,
+            "timings": timings, "command": " ".join(sys.argv)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--crops", type=int, default=StudentConfig().crops_per_image)
+    p.add_argument("--cross", action="store_true", help="also the Paris subset + mini photos")
+    r = sub.add_parser("run")
+    r.add_argument("--protocol", default="group_disjoint", choices=("group_disjoint", "cross_dataset"))
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--split-seed", type=int, default=0)
+    r.add_argument("--vary-pairs", action="store_true", help="draw the pairs with each seed too (pair_seed=seed)")
+    r.add_argument("--photos", type=int, default=0, help="train on this many photos per fold (0: all)")
+    r.add_argument("--set", nargs="*", default=[], help="StudentConfig changes, e.g. steps=300 lr=1e-4")
+    r.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.command == "prepare":
+        prepare(args)
+        return
+    result = run(args)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

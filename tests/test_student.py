@@ -1,0 +1,256 @@
+"""The resolution-robust student: pairs, training, checkpoints, the training list, and the query extractor.
+
+Budgets are tiny (three photo crops, one crop each, a few steps); the pairs are cached once per module.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fsrlib import student as st
+from fsrlib.backbones import load_backbone
+from fsrlib.datasets import RetrievalDataset
+from fsrlib.datasets.holidays import load_holidays
+from fsrlib.degrade import degrade
+from fsrlib.features import extract_features, image_features
+from fsrlib.imageio import load_image
+from fsrlib.losses import focal_distance
+from fsrlib.protocols import group_disjoint_folds, image_group
+
+RATIOS = (1 / 16, 1 / 64)
+TINY = st.StudentConfig(crops_per_image=1, ratios_per_crop=2, ratios=RATIOS, crop_scales=(1.0,), flip=False,
+                        colour_jitter=0.0, steps=0, batch_size=4, trainable_blocks=1, store_dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> RetrievalDataset:
+    """Three real-photo crops: all three are training images; one query, two database images."""
+    import skimage.data
+
+    root = tmp_path_factory.mktemp("photos")
+    names = []
+    for i, photo in enumerate((skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee())):
+        Image.fromarray(np.ascontiguousarray(photo[20:260, 30:330])).save(root / f"p{i}.png")
+        names.append(f"p{i}.png")
+    return RetrievalDataset(name="photos", root=root, images=tuple(names[1:]), queries=(names[0],),
+                            gnd=({"ok": [0], "junk": []},), train=tuple(names))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("student-cache")
+
+
+@pytest.fixture(scope="module")
+def pairs(photos, cache) -> st.StudentPairs:
+    return st.build_pairs(photos, TINY, cache_dir=cache)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Extraction in one thread: several times faster than two on a shared, oversubscribed CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_backbone("efficientnet_lite0")
+
+
+@pytest.mark.parametrize(("cache_block", "trainable"), [(11, 2), (16, 0), (1, 15)])
+def test_untrained_student_is_the_frozen_backbone_exactly(backbone, cache_block, trainable):
+    model = st.ResolutionStudent(backbone, cache_block, trainable)
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))  # any size goes through
+    with torch.no_grad():
+        assert torch.equal(model(x), backbone(x))
+    assert not any(p.requires_grad for p in [*model.prefix.parameters(), *model.middle.parameters()])
+    assert all(p.requires_grad for p in model.tail.parameters())
+    assert len(model.tail.blocks) == trainable
+
+
+def test_pairs_have_the_right_shapes(pairs, photos):
+    rows_per_photo = 1 + len(RATIOS)  # the full-size crop, then one input per drawn ratio
+    assert len(pairs) == len(photos.train) * rows_per_photo
+    assert pairs.lr.shape == (len(pairs), 192, 7, 7)  # input of block 15 of EfficientNet-Lite0, the tail's
+    assert pairs.hr.shape == (len(pairs), 1280) and pairs.lr.dtype == torch.float32
+    assert pairs.image.tolist() == [i for i in range(3) for _ in range(rows_per_photo)]
+    for i in range(3):
+        mine = pairs.ratio[pairs.image == i]
+        assert sorted(mine.tolist()) == sorted([1.0, *RATIOS])
+        assert torch.equal(pairs.degradation[pairs.image == i] == -1, mine == 1.0)
+
+
+def test_pair_targets_and_inputs_are_the_frozen_features_of_degrade(pairs, photos, backbone):
+    """Crop scale 1, no flip, no jitter: the target is the frozen feature of the photo's full-size input, and
+    each LR activation, finished by the frozen blocks, is the frozen feature of ``degrade`` at its ratio."""
+    frozen = st.ResolutionStudent(backbone, 16 - TINY.trainable_blocks, 0)
+    image = load_image(photos.path(photos.train[1]))
+    expected_hr = image_features([degrade(image, 1.0).upsampled])[0]
+    mine = pairs.image == 1
+    np.testing.assert_allclose(pairs.hr[mine][0].numpy(), expected_hr, rtol=1e-4, atol=1e-5)
+    for act, ratio, d in zip(pairs.lr[mine], pairs.ratio[mine], pairs.degradation[mine]):
+        if ratio == 1.0:
+            continue
+        lr_input = degrade(image, float(ratio), method=TINY.degradations[int(d)]).upsampled
+        with torch.no_grad():
+            got = frozen.from_cached(act[None])[0].numpy()
+        np.testing.assert_allclose(got, image_features([lr_input])[0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_photos_pairs_do_not_depend_on_the_other_photos(pairs, photos, tmp_path):
+    alone = st.build_pairs(replace(photos, train=(photos.train[2],)), TINY, cache_dir=tmp_path)
+    mine = pairs.image == 2
+    assert torch.equal(alone.lr, pairs.lr[mine]) and torch.equal(alone.ratio, pairs.ratio[mine])
+
+
+def test_more_crops_reuse_the_cached_ones(photos, cache, pairs, monkeypatch):
+    one_photo = replace(photos, train=(photos.train[0],))
+    calls = []
+    original = st.crop_arrays
+    monkeypatch.setattr(st, "crop_arrays", lambda *a, **k: calls.append(1) or original(*a, **k))
+    two = st.build_pairs(one_photo, replace(TINY, crops_per_image=2), cache_dir=cache)
+    assert len(calls) == 1  # only the photo's second crop was computed; the first came from the cache
+    assert len(two) == 2 * int((pairs.image == 0).sum())
+    assert torch.equal(two.lr[:len(two) // 2], pairs.lr[pairs.image == 0])
+
+
+def test_a_corrupt_pair_entry_is_rebuilt_with_a_warning(photos, pairs, tmp_path):
+    st.build_pairs(replace(photos, train=(photos.train[0],)), TINY, cache_dir=tmp_path)
+    entries = sorted((tmp_path / "student" / "pairs").rglob("*.npz"))
+    assert len(entries) == 2  # at the cache block, and at the tail's input
+    for entry in entries:
+        entry.write_bytes(b"not an npz")
+    with pytest.warns(UserWarning, match="unusable"):
+        again = st.build_pairs(replace(photos, train=(photos.train[0],)), TINY, cache_dir=tmp_path)
+    assert torch.equal(again.lr, pairs.lr[pairs.image == 0])
+
+
+def test_the_loss_is_the_focal_distance_of_normalised_features():
+    g = torch.Generator().manual_seed(0)
+    out, target = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
+    unit = torch.nn.functional.normalize
+    for r in (1.0, 2.0, 3.0):
+        cfg = replace(st.StudentConfig(), focal_r=r)
+        expected = focal_distance(unit(out, dim=1), unit(target, dim=1), r)
+        assert torch.allclose(st.student_loss(out, target, cfg), expected)
+        assert torch.allclose(st.student_loss(out, target, cfg, weights=torch.ones(5)), expected)
+    cfg = st.StudentConfig()
+    dropped = st.student_loss(out, target, cfg, weights=torch.tensor([1.0, 1, 1, 1, 0]))
+    assert torch.allclose(dropped, st.student_loss(out[:4], target[:4], cfg))
+    bank = unit(torch.randn(7, 8, generator=g), dim=1)
+    ranked = replace(cfg, rank_weight=1.0)
+    assert st.student_loss(3 * target, target, ranked, bank=bank) == pytest.approx(0.0, abs=1e-6)  # perfect
+
+
+def test_similarity_kl_is_zero_for_the_same_ranking_and_has_gradients():
+    g = torch.Generator().manual_seed(1)
+    unit = torch.nn.functional.normalize
+    bank = unit(torch.randn(6, 4, generator=g, dtype=torch.float64), dim=1)
+    target = unit(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=1)
+    other = unit(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=1).requires_grad_(True)
+    assert torch.allclose(st.similarity_kl(target, target, bank, 0.1), torch.zeros(3, dtype=torch.float64))
+    assert (st.similarity_kl(other, target, bank, 0.1) > 0).all()
+    assert torch.autograd.gradcheck(lambda x: st.similarity_kl(x, target, bank, 0.1), (other,))
+
+
+def test_training_reduces_the_distance_to_the_full_size_features(pairs, backbone):
+    cfg = replace(TINY, steps=8, lr=2e-3)
+    before = st.ResolutionStudent(backbone, cfg.cache_block, cfg.trainable_blocks)
+    after, history = st.fit_student(pairs, cfg)
+    lr_pairs = pairs.subset(pairs.ratio < 1)
+    d_before, d_after = st.pair_distance(before, lr_pairs), st.pair_distance(after, lr_pairs)
+    assert len(history["loss"]) == 8 and np.isfinite(history["loss"]).all()
+    assert np.mean(list(d_after.values())) < 0.8 * np.mean(list(d_before.values()))
+
+
+def test_training_is_reproducible_for_a_seed(pairs):
+    cfg = replace(TINY, steps=3, lr=1e-3, seed=5)
+    _, first = st.fit_student(pairs, cfg)
+    _, second = st.fit_student(pairs, cfg)
+    assert first["loss"] == second["loss"]
+
+
+def test_zero_steps_gives_the_frozen_query_features(photos, cache):
+    untrained = st.train_student(photos, TINY, cache_dir=cache)
+    mine = st.student_query_features(untrained, photos, (1.0, *RATIOS), cache_dir=cache)
+    frozen = extract_features(photos, "query", (1.0, *RATIOS), store_dtype="float32", cache_dir=cache,
+                              progress=False)
+    for ratio in (1.0, *RATIOS):
+        assert mine[ratio].shape == (1, 1280) and mine[ratio].dtype == np.float32
+        np.testing.assert_allclose(mine[ratio], frozen[ratio], rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_round_trip_records_config_and_training_list(photos, cache, monkeypatch):
+    cfg = replace(TINY, steps=2, seed=11)
+    trained = st.train_student(photos, cfg, cache_dir=cache)
+    path = st.checkpoint_path(cache, st.student_key(photos, cfg))
+    stored = torch.load(path, weights_only=True)
+    assert stored["config"] == asdict(cfg)
+    assert stored["training_images"] == [{"dataset": "photos", "folder": str(photos.root), "path": p}
+                                         for p in photos.train]
+    monkeypatch.setattr(st, "fit_student", lambda *a, **k: pytest.fail("a cached student was trained again"))
+    again = st.train_student(photos, cfg, cache_dir=cache)
+    rebuilt = st.load_student(path)  # from the stored config alone
+    for loaded in (again, rebuilt):
+        assert loaded.config == cfg and loaded.training_images == trained.training_images
+        assert loaded.history == trained.history
+        for a, b in zip(loaded.model.state_dict().values(), trained.model.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_a_corrupt_checkpoint_is_rebuilt_with_a_warning(photos, cache):
+    cfg = replace(TINY, steps=1, seed=12)
+    st.train_student(photos, cfg, cache_dir=cache)
+    path = st.checkpoint_path(cache, st.student_key(photos, cfg))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unusable"):
+        rebuilt = st.train_student(photos, cfg, cache_dir=cache)
+    assert len(rebuilt.history["loss"]) == 1 and st.load_student(path) is not None
+
+
+def test_an_excluded_image_in_the_training_list_is_refused(photos, cache):
+    with pytest.raises(ValueError, match="excluded"):
+        st.train_student(photos, TINY, exclude=[photos.path(photos.train[1])], cache_dir=cache)
+    rows = st.training_list(photos, exclude=[photos.root / "elsewhere.png"])
+    assert [r["path"] for r in rows] == list(photos.train)
+
+
+def test_group_disjoint_training_lists_never_hold_a_test_group(tmp_path):
+    """On a Holidays-shaped folder, each fold's training list excludes every image of its test groups."""
+    (tmp_path / "jpg").mkdir()
+    for group in range(1000, 1006):
+        for number in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / "jpg" / f"{group}{number:02d}.jpg")
+    holidays = load_holidays(tmp_path)
+    for fold in group_disjoint_folds(holidays, k=3):
+        test_groups = {image_group(holidays, holidays.queries[q]) for q in fold.query_index}
+        banned = [holidays.path(p) for p in holidays.images if image_group(holidays, p) in test_groups]
+        rows = st.training_list(fold.train, exclude=banned)
+        assert rows and not {image_group(holidays, r["path"]) for r in rows} & test_groups
+        with pytest.raises(ValueError, match="excluded"):
+            st.training_list(replace(fold.train, train=(*fold.train.train, holidays.images[0])),
+                             exclude=[holidays.path(p) for p in holidays.images])
+
+
+@pytest.mark.parametrize("changes", [{"trainable_blocks": 6}, {"cache_block": 0}, {"ratios": (1.0, 0.25)},
+                                     {"degradations": ("nearest",)}, {"crop_scales": (1.5,)}, {"steps": -1},
+                                     {"backbone": "vgg16_fc7"}])
+def test_bad_settings_are_refused_with_a_reason(changes):
+    with pytest.raises(ValueError):
+        st.check_config(replace(st.StudentConfig(), **changes))
+
+
+def test_profiles():
+    assert st.student_config("cpu") == st.StudentConfig()
+    gpu = st.student_config("gpu", seed=3)
+    assert gpu.device == "cuda" and gpu.seed == 3 and gpu.steps > st.StudentConfig().steps
+    with pytest.raises(KeyError, match="known"):
+        st.student_config("tpu")
