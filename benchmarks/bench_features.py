@@ -2,16 +2,18 @@
 >= 0.8 on a CPU, >= 0.5 on a GPU).
 
     .venv/bin/python benchmarks/bench_features.py                  # this machine's CPU, library defaults
-    python benchmarks/bench_features.py --device cuda --batch-size 256 --repeat 20 --ratios 1 1/4 1/9 1/16 1/25 1/36 1/49 1/64
-    python benchmarks/bench_features.py --device cuda --batch-size 256 --repeat 20 --decode draft --precision float16
+    python benchmarks/bench_features.py --device cuda --batch-size 256 --images 150 --repeat 20 --ratios 1 1/4 1/9 1/16 1/25 1/36 1/49 1/64
+    python benchmarks/bench_features.py --device cuda --batch-size 256 --images 150 --repeat 20 --decode draft --precision float16
 
 *Pipeline*: ``extract_features`` into an empty temporary cache over the first ``--images`` database photos
-(each listed ``--repeat`` times) at every ratio: JPEG decoding and degradation in the DataLoader workers, the
-forward, float16 storage, the checksummed entry. *Bare forward*: the same model object, batch size, device and
-precision on one batch already on the device, timed before and after the pipeline (their mean is the
-reference, which cancels slow drifts of a shared machine). Photos: the shared Paris subset (~1024x768 JPEGs)
+(each listed ``--repeat`` times) at every ratio, in ``--rounds`` parts: JPEG decoding and degradation in the
+DataLoader workers, the forward, float16 storage, the checksummed entry. *Bare forward*: the same model object,
+batch size, device and precision on one batch already on the device, timed before, between and after the
+rounds; each round's ratio uses the two slices around it, which cancels drifts of a shared machine, and the
+median over rounds is the result. Photos: the shared Paris subset (~1024x768 JPEGs)
 when it is beside the checkout, else ``mini`` (~350 px); ``--dataset``/``--data-dir`` choose another.
-``--sweep`` adds the bare-forward table over batch sizes and thread counts; the cache-load time is printed last.
+``--sweep`` adds the bare-forward table over batch sizes and thread counts, ``--worker-cost`` the CPU time a
+decoding worker spends per photo (cores x its rate bounds what a GPU can be fed).
 """
 from __future__ import annotations
 
@@ -67,6 +69,18 @@ def photos(args: argparse.Namespace) -> RetrievalDataset:
     return dataclasses.replace(ds, images=ds.images[:args.images] * args.repeat, queries=(), gnd=())
 
 
+def worker_cost(ds: RetrievalDataset, ratios: tuple[float, ...], n_photos: int = 30) -> None:
+    """CPU time one worker spends per photo (decode + every ratio), full and draft decoding: what bounds a GPU."""
+    items = ds.split_items("db")[:n_photos]
+    for decode in ("full", "draft"):
+        start = time.process_time()
+        for item in items:
+            features.network_inputs(ds, item, ratios, decode=decode)
+        per_photo = (time.process_time() - start) / len(items)
+        print(f"worker, decode {decode}: {per_photo * 1000:.1f} ms CPU per photo at {len(ratios)} ratios = "
+              f"{len(ratios) / per_photo:.0f} network inputs/s per core")
+
+
 def sweep(device: str) -> None:
     print("| backbone | batch | threads | images/s (forward only) |\n|---|---|---|---|")
     threads = torch.get_num_threads()
@@ -91,40 +105,45 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--images", type=int, default=48, help="database photos to extract (first N)")
     parser.add_argument("--repeat", type=int, default=1, help="list each photo N times (long enough for a GPU)")
+    parser.add_argument("--rounds", type=int, default=3, help="pipeline runs, each between two forward slices")
     parser.add_argument("--ratios", nargs="+", default=["1", "1/4", "1/16", "1/64"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
     parser.add_argument("--decode", choices=["full", "draft"], default="full")
     parser.add_argument("--precision", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--sweep", action="store_true", help="also the bare-forward table over batch sizes")
+    parser.add_argument("--worker-cost", action="store_true", help="also the CPU time per photo in a worker")
     args = parser.parse_args()
     ratios = tuple(float(Fraction(r)) for r in args.ratios)
     if args.sweep:
         sweep(args.device)
     ds = photos(args)
-    n = len(ds.images) * len(ratios)
+    if args.worker_cost:
+        worker_cost(ds, ratios)
     options = {"backbone": args.backbone, "device": args.device, "batch_size": args.batch_size,
                "workers": args.workers, "decode": args.decode, "precision": args.precision, "progress": False}
-    forward = [bare_forward(args.backbone, args.batch_size, min(n, 50 * args.batch_size), args.device,
-                            args.precision)]
+    parts = [dataclasses.replace(ds, images=ds.images[i::args.rounds]) for i in range(args.rounds)]
+    per_round = max(len(p.images) for p in parts) * len(ratios)
+    forward = [bare_forward(args.backbone, args.batch_size, per_round, args.device, args.precision)]
+    pipeline, rows = [], []
     with tempfile.TemporaryDirectory() as cache:
+        for i, part in enumerate(parts):  # each round between two bare-forward slices: drifts of the machine cancel
+            start = time.perf_counter()
+            extract_features(part, "db", ratios, cache_dir=Path(cache) / str(i), **options)
+            pipeline.append(len(part.images) * len(ratios) / (time.perf_counter() - start))
+            forward.append(bare_forward(args.backbone, args.batch_size, per_round, args.device, args.precision))
+            rows.append(pipeline[-1] / np.mean(forward[-2:]))
         start = time.perf_counter()
-        extract_features(ds, "db", ratios, cache_dir=cache, **options)
-        cold = time.perf_counter() - start
-        forward.append(bare_forward(args.backbone, args.batch_size, min(n, 50 * args.batch_size), args.device,
-                                    args.precision))
-        start = time.perf_counter()
-        extract_features(ds, "db", ratios, cache_dir=cache, **options)
+        extract_features(parts[0], "db", ratios, cache_dir=Path(cache) / "0", **options)
         warm = time.perf_counter() - start
-    reference = float(np.mean(forward))
     workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
-    print(f"{ds.name}: {len(ds.images)} photos x {len(ratios)} ratios = {n} images; {args.device}, batch "
+    print(f"{ds.name}: {len(ds.images)} photos x {len(ratios)} ratios in {args.rounds} rounds; {args.device}, batch "
           f"{args.batch_size}, {torch.get_num_threads()} threads, {workers} workers, decode {args.decode}, "
           f"{args.precision}")
-    print(f"bare forward   {reference:9.1f} images/s (before {forward[0]:.1f}, after {forward[1]:.1f})")
-    print(f"whole pipeline {n / cold:9.1f} images/s ({cold:.1f} s cold cache; {warm * 1000:.0f} ms to load it)")
-    print(f"ratio {n / cold / reference:.2f} of the bare forward")
-
+    print("bare forward   " + " ".join(f"{f:8.1f}" for f in forward) + " images/s (before, between, after rounds)")
+    print("whole pipeline " + " ".join(f"{p:8.1f}" for p in pipeline) + " images/s (cold cache)")
+    print("ratio          " + " ".join(f"{r:8.2f}" for r in rows) + f"; median {np.median(rows):.2f} of the bare "
+          f"forward (cache load {warm * 1000:.0f} ms)")
 
 if __name__ == "__main__":
     main()

@@ -57,7 +57,7 @@ from .feature_cache import (
     save_entry,
     scan_chunks,
 )
-from .imageio import load_image
+from .inputs import load_item
 from .isr import Upscaler
 from .paths import cache_root
 
@@ -276,9 +276,9 @@ def extract_features(
 
 def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *, method: Method = "uniform",
                    reference: Reference = "input", size: int = 224, decode: str = "full") -> list[Image.Image]:
-    """One image of ``dataset``, decoded once, degraded at each ratio: the backbone's ``size``-square inputs."""
-    image = load_image(dataset.path(item.path), item.bbx, exif_transpose=dataset.exif_transpose,
-                       draft_size=size if decode == "draft" else None)
+    """One image of ``dataset`` (:func:`fsrlib.inputs.load_item`), decoded once and degraded at each ratio: the
+    backbone's ``size``-square inputs, as :func:`fsrlib.inputs.item_input` gives them one ratio at a time."""
+    image = load_item(dataset, item, draft_size=size if decode == "draft" else None)
     if reference == "input":
         # degrade's first step, done once for every ratio: it leaves an image of the target size as it is
         image = image.resize((size, size), Image.Resampling.BICUBIC)
@@ -393,7 +393,7 @@ def _forward_job(model: nn.Module, plan: CachePlan, job: Job, rows: Iterator, lo
             pixels = _upscale(pixels, job.ratios, plan.upscaler)
         with torch.inference_mode(), _autocast(device, plan.recipe.precision):
             for j, outputs in enumerate(outs):
-                outputs.append(model(_to_input(plan.spec, pixels[:, j])))
+                outputs.append(model(_to_input(plan.spec, pixels[:, j]).to(device)))  # no-op but on mps
     return [torch.cat(o).float().cpu().numpy() for o in outs]
 
 

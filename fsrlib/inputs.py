@@ -14,10 +14,11 @@ from .degrade import Degraded, Method, Reference, degrade
 from .imageio import load_image
 
 
-def load_item(dataset: RetrievalDataset, item: ImageItem | str) -> Image.Image:
-    """The RGB image of a dataset item (a path relative to the dataset root, or an :class:`ImageItem` with a box)."""
+def load_item(dataset: RetrievalDataset, item: ImageItem | str, *, draft_size: int | None = None) -> Image.Image:
+    """The RGB image of a dataset item (a path relative to the dataset root, or an :class:`ImageItem` with a box);
+    ``draft_size``: reduced-size JPEG decoding, see :func:`fsrlib.imageio.load_image`."""
     item = ImageItem(item) if isinstance(item, str) else item
-    return load_image(dataset.path(item.path), item.bbx, exif_transpose=dataset.exif_transpose)
+    return load_image(dataset.path(item.path), item.bbx, exif_transpose=dataset.exif_transpose, draft_size=draft_size)
 
 
 def item_input(dataset: RetrievalDataset, item: ImageItem | str, ratio: float, *, degradation: Method = "uniform",
