@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .backbones import BACKBONES
-from .datasets import DATASETS, DISTRACTORS
+from .datasets import DATASETS, DISTRACTORS, locate
 from .degrade import METHODS as DEGRADATIONS
 from .degrade import PAPER_RATIOS, REFERENCES, check_ratio, small_size
 from .devices import resolve_device
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--reference", choices=REFERENCES, default="input")
     exp.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
                      help="training budget: 'cpu' (book default) or 'paper' (6 epochs, 5 critic updates; "
-                          "the ISR models' 'gpu' profile)")
+                          "the ISR models' and the student's full budgets too)")
     exp.add_argument("--epochs", type=count(0), default=None, help="override the profile's training epochs")
     exp.add_argument("--critic-iters", type=count(1), default=None,
                      help="override the profile's critic updates per generator update")
@@ -156,6 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         problems = experiment_problems(args)
         if problems:
             parser.error("\n  ".join(["invalid arguments (nothing was run):", *problems]))  # exits with code 2
+    if args.data_dir is None and args.dataset in DATASETS and args.dataset != "mini":
+        # not given: $FSRLIB_DATA/<name>, then the shared development subset ($FSRLIB_DEV_DATA), as the chapters do
+        found = locate(args.dataset)
+        if found is not None:
+            args.data_dir = str(found)
+            print(f"{args.dataset}: reading {found}", file=sys.stderr)
+    dirs = [None if d == "-" else d for d in args.train_data_dirs]
+    dirs += [None] * (len(args.train_on) - len(dirs))
+    for i, name in enumerate(args.train_on):
+        if dirs[i] is None and name != "mini" and (found := locate(name)) is not None:
+            dirs[i] = str(found)
+    args.train_data_dirs = ["-" if d is None else d for d in dirs]
     budget = profile_settings(args.profile)
     budget.update({k: v for k, v in (("epochs", args.epochs), ("critic_iters", args.critic_iters)) if v is not None})
     cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, backbone=args.backbone,
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                            protocol=args.protocol, folds=args.folds, train_on=tuple(args.train_on),
                            train_data_dirs=tuple(None if d == "-" else d for d in args.train_data_dirs),
                            train_dataset=args.train_dataset, train_data_dir=args.train_data_dir,
-                           isr_profile="gpu" if args.profile == "paper" else "cpu")
+                           isr_profile=args.profile)
     result = run(cfg, seeds=args.seeds, progress=not args.quiet)
     table = result.table
     for metric in ("mAP", "mP@5", "distance"):

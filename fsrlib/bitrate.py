@@ -28,7 +28,7 @@ from .datasets import RetrievalDataset
 from .degrade import Method, Reference
 from .features import image_features, load_entry, save_entry
 from .inputs import item_input
-from .paths import cache_root
+from .paths import cache_dir_or_default
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def sent_queries(dataset: RetrievalDataset, ratio: float, codec: Codec, *, backb
            "backbone": spec.name, "weights": spec.weights_id, "ratio": float(ratio), "codec": codec.name,
            "degradation": degradation, "reference": reference, "store_dtype": "float32"}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    path = (Path(cache_dir) if cache_dir is not None else cache_root()) / "bitrate" / f"{dataset.name}-{digest}.npz"
+    path = cache_dir_or_default(cache_dir, "bitrate", f"{dataset.name}-{digest}.npz")
     bits_path = path.with_suffix(".bits.npy")
     cached = load_entry(path, key, spec.dim)
     if cached is not None and bits_path.is_file():

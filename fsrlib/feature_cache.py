@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from .backbones import BackboneSpec
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import ratio_label
 from .isr import Upscaler
+from .paths import atomic_path
 
 FORMAT_VERSION = 2
 STORE_DTYPES = ("float16", "float32")
@@ -91,11 +91,8 @@ def _sha256(features: np.ndarray) -> str:
 
 def save_entry(path: Path, features: np.ndarray, key: dict) -> None:
     """Write an entry atomically (temporary name, then rename) with its key and checksum."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, features=features, key=json.dumps(key, sort_keys=True), sha256=_sha256(features))
-    os.replace(tmp, path)
 
 
 def load_entry(path: Path, key: dict, dim: int) -> np.ndarray | None:
@@ -131,13 +128,9 @@ def partial_dir(entry: Path) -> Path:
 
 def save_chunk(entry: Path, start: int, features: np.ndarray, unit: int) -> None:
     """Write rows ``[start, start + len(features))`` of ``entry`` atomically, with checksum and batch unit."""
-    folder = partial_dir(entry)
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"chunk_{start:09d}_{start + len(features):09d}.npz"
-    tmp = folder / f"{final.stem}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+    final = partial_dir(entry) / f"chunk_{start:09d}_{start + len(features):09d}.npz"
+    with atomic_path(final) as tmp, open(tmp, "wb") as f:
         np.savez(f, features=features, sha256=_sha256(features), unit=unit)
-    os.replace(tmp, final)
 
 
 def _read_chunk(file: Path, n_images: int, dim: int, store_dtype: str, unit: int) -> tuple[Interval, np.ndarray]:

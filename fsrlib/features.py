@@ -59,7 +59,7 @@ from .feature_cache import (
 )
 from .inputs import load_item
 from .isr import Upscaler
-from .paths import cache_root
+from .paths import cache_dir_or_default
 
 __all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "assemble",
            "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
@@ -181,7 +181,7 @@ def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[floa
         if unsupported:
             raise ValueError(f"upscaler {upscaler.name} was not trained for ratios {unsupported}")
     spec = get_backbone_spec(recipe.backbone)
-    cache = Path(cache_dir) if cache_dir is not None else cache_root()
+    cache = cache_dir_or_default(cache_dir)
     keys = {r: cache_key(dataset, items, spec, r, recipe.method, recipe.reference, recipe.store_dtype, upscaler,
                          decode=recipe.decode, precision=recipe.precision) for r in dict.fromkeys(ratios)}
     paths = {r: cache_path(cache, key, split) for r, key in keys.items()}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from .datasets import RetrievalDataset
 from .degrade import PAPER_RATIOS, Method, Reference, degrade, ratio_label
 from .imageio import load_image
 from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, rgb_to_ycbcr, ssim
-from .paths import cache_root
+from .paths import atomic_path, cache_dir_or_default
 from .seed import set_seed
 from .train import read_checkpoint
 
@@ -69,13 +68,14 @@ class ISRTrainConfig:
 
 
 #: Budgets, all with Adam and a cosine learning-rate decay. "cpu": minutes on a 2-core CPU (the book's default;
-#: about 1 min per SRCNN network and 5 min for VDSR). "gpu": closer to the papers (VDSR: 41 px patches, batch 64,
-#: ~80 epochs of 291 images; here 20k steps of batch 64). SRCNN is not clipped (Dong et al. do not clip).
+#: about 1 min per SRCNN network and 5 min for VDSR). "paper": closer to the papers (meant for a GPU; (VDSR: 41 px patches, batch 64,
+#: ~80 epochs of 291 images; here 20k steps of batch 64)). The names are those of
+#: :data:`fsrlib.experiment.PROFILES`, so one ``profile`` word picks every budget. SRCNN is not clipped (Dong et al. do not clip).
 ISR_PROFILES: dict[str, dict[str, dict]] = {
     "cpu": {"srcnn": {"patch_size": 33, "batch_size": 32, "steps": 1000, "lr": 2e-3, "grad_clip": None},
             "vdsr": {"patch_size": 41, "batch_size": 16, "steps": 400, "lr": 5e-4}},
-    "gpu": {"srcnn": {"patch_size": 33, "batch_size": 128, "steps": 20000, "lr": 1e-3, "grad_clip": None},
-            "vdsr": {"patch_size": 41, "batch_size": 64, "steps": 20000, "lr": 3e-4}},
+    "paper": {"srcnn": {"patch_size": 33, "batch_size": 128, "steps": 20000, "lr": 1e-3, "grad_clip": None},
+              "vdsr": {"patch_size": 41, "batch_size": 64, "steps": 20000, "lr": 3e-4}},
 }
 
 
@@ -178,7 +178,7 @@ def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: st
     An unreadable cached model is reported with a warning, deleted and trained again.
     """
     key = isr_key(ds, config)
-    path = (Path(cache_dir) if cache_dir is not None else cache_root()) / "isr" / f"{config.model}-{key}.pt"
+    path = cache_dir_or_default(cache_dir, "isr", f"{config.model}-{key}.pt")
     _, cfg_cls = ISR_MODELS[config.model]
     state = read_checkpoint(path, config.device, required=("model_config", "state_dict", "history"))
     if state is not None:
@@ -189,11 +189,9 @@ def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: st
     start = time.perf_counter()
     model, history = train_isr(hr, lr, config, callback)
     history["train_seconds"] = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save({"config": asdict(config), "model_config": asdict(model.config), "state_dict": model.state_dict(),
-                "history": history}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"config": asdict(config), "model_config": asdict(model.config), "state_dict": model.state_dict(),
+                    "history": history}, tmp)
     return model, history, key
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -22,3 +24,23 @@ def dev_data_root() -> Path | None:
     """
     value = os.environ.get("FSRLIB_DEV_DATA")
     return Path(value).expanduser() if value else None
+
+
+def cache_dir_or_default(cache_dir: str | Path | None, *parts: str) -> Path:
+    """``cache_dir`` (a caller's choice) or :func:`cache_root`, joined with ``parts``: the one place every cache
+    resolves its folder."""
+    return (Path(cache_dir) if cache_dir is not None else cache_root()).joinpath(*parts)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed onto ``path`` when the block succeeds, removed when
+    it fails, so a reader never sees a half-written file and an interrupted write leaves nothing behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -32,7 +32,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Collection, Sequence
@@ -50,7 +49,7 @@ from .datasets import RetrievalDataset
 from .degrade import PAPER_RATIOS, METHODS, check_ratio, degrade
 from .features import cache_key
 from .imageio import load_image
-from .paths import cache_root
+from .paths import atomic_path, cache_dir_or_default
 from .seed import deterministic
 
 FORMAT_VERSION = 1
@@ -95,10 +94,11 @@ class StudentConfig:
         return self.crops_per_image * min(self.ratios_per_crop, len(self.ratios))
 
 
-#: "cpu": the default above, minutes on a 2-core CPU. "gpu": more blocks, pairs and steps (untested here: no GPU).
+#: "cpu": the default above, minutes on a 2-core CPU. "paper": the full budget (more blocks, pairs and steps; meant
+#: for a GPU), named like every other full budget (:data:`fsrlib.experiment.PROFILES`).
 STUDENT_PROFILES: dict[str, dict] = {
     "cpu": {},
-    "gpu": {"trainable_blocks": 5, "crops_per_image": 16, "ratios_per_crop": 4, "steps": 5000, "batch_size": 128,
+    "paper": {"trainable_blocks": 5, "crops_per_image": 16, "ratios_per_crop": 4, "steps": 5000, "batch_size": 128,
             "lr": 1e-4, "threads": 8, "device": "cuda"},
 }
 
@@ -235,12 +235,9 @@ def pair_key(digest: str, bbx, exif_transpose: bool, crop: int, cfg: StudentConf
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray], key: dict) -> None:
     """Write arrays, their key and a checksum atomically (temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(b"".join(arrays[k].tobytes() for k in sorted(arrays))).hexdigest()
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays, key=json.dumps(key, sort_keys=True), sha256=digest)
-    os.replace(tmp, path)
 
 
 def load_arrays(path: Path, key: dict, names: Sequence[str]) -> dict[str, np.ndarray] | None:
@@ -291,7 +288,7 @@ def build_pairs(train: RetrievalDataset, cfg: StudentConfig, *, cache_dir: str |
     items = train.split_items("train")
     if not items:
         raise ValueError(f"{train.name} has no training images to make student pairs from")
-    folder = Path(cache_dir) if cache_dir is not None else cache_root()
+    folder = cache_dir_or_default(cache_dir)
     frozen: list[ResolutionStudent] = []  # built on first need
     parts = []
     for i, item in enumerate(items):
@@ -457,7 +454,7 @@ def train_student(train: RetrievalDataset, config: StudentConfig | None = None, 
     cfg = config or StudentConfig()
     check_config(cfg)
     images = training_list(train, exclude)
-    folder = Path(cache_dir) if cache_dir is not None else cache_root()
+    folder = cache_dir_or_default(cache_dir)
     key = student_key(train, cfg)
     path = checkpoint_path(folder, key)
     loaded = load_student(path, key, cfg.device)
@@ -475,13 +472,11 @@ def train_student(train: RetrievalDataset, config: StudentConfig | None = None, 
 
 def save_student(path: Path, key: dict, result: TrainedStudent) -> None:
     """Checkpoint: the key, ``asdict(config)``, the training list, the tail's weights, history and timings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"key": json.dumps(key, sort_keys=True), "config": asdict(result.config),
              "training_images": result.training_images, "tail": result.model.tail.state_dict(),
              "history": result.history, "pair_seconds": result.pair_seconds, "train_seconds": result.train_seconds}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> TrainedStudent | None:
@@ -520,7 +515,7 @@ def prefix_activations(dataset: RetrievalDataset, split: str, ratios: Sequence[f
     items = dataset.split_items(split)
     if not items:
         raise ValueError(f"{dataset.name} has no images in split {split!r}")
-    folder = Path(cache_dir) if cache_dir is not None else cache_root()
+    folder = cache_dir_or_default(cache_dir)
     frozen, out = None, {}
     for ratio in ratios:
         key = cache_key(dataset, items, spec, ratio, degradation, reference, "float32")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -24,7 +23,7 @@ from .degrade import ratio_label
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
-from .paths import cache_root
+from .paths import atomic_path, cache_dir_or_default
 from .retrieval import non_finite_rows
 from .seed import set_seed
 
@@ -204,7 +203,7 @@ def train_cached(features: Mapping[float, np.ndarray], config: TrainConfig, *, c
 
     A finished run is loaded instead of retrained (a warm book build trains nothing); an interrupted one resumes.
     """
-    folder = Path(cache_dir) if cache_dir is not None else cache_root()
+    folder = cache_dir_or_default(cache_dir)
     config = with_feature_dim(config, features)
     path = folder / "models" / f"{config.loss}-r{config.r:g}-{training_key(features, config)}.pt"
     return train_fsrgan(features, config, callback=callback, checkpoint=path, resume=True)
@@ -240,15 +239,12 @@ def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, 
 
 
 def _save_state(path, config, generator, critic, opt_g, opt_d, epoch, history, rng) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"config": asdict(config), "epoch": epoch, "history": history, "rng": rng.get_state(),
              "torch_rng": torch.get_rng_state(), "generator": generator.state_dict(), "opt_g": opt_g.state_dict(),
              "critic": critic.state_dict() if critic is not None else None,
              "opt_d": opt_d.state_dict() if opt_d is not None else None}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _load_state(state, path, config, generator, critic, opt_g, opt_d, rng) -> tuple[int, dict]:

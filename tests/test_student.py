@@ -250,7 +250,7 @@ def test_bad_settings_are_refused_with_a_reason(changes):
 
 def test_profiles():
     assert st.student_config("cpu") == st.StudentConfig()
-    gpu = st.student_config("gpu", seed=3)
+    gpu = st.student_config("paper", seed=3)
     assert gpu.device == "cuda" and gpu.seed == 3 and gpu.steps > st.StudentConfig().steps
     with pytest.raises(KeyError, match="known"):
         st.student_config("tpu")

@@ -11,14 +11,26 @@ from pathlib import Path
 
 from ..paths import data_root, dev_data_root
 from ..sources import SOURCES
-from .base import ImageItem, RetrievalDataset
+from collections.abc import Callable
+
+from .base import DatasetNotFoundError, ImageItem, RetrievalDataset
 from .distractors import DISTRACTORS, load_distractors, with_distractors
 from .holidays import load_holidays
 from .mini import load_mini
-from .oxford_paris import LAYOUTS, DatasetNotFoundError, load_oxford_paris
-from .revisited import REVISITED, load_revisited
+from .oxford_paris import load_oxford_paris
+from .revisited import load_revisited
 
-DATASETS = ("mini", "paris6k", "oxford5k", "rparis6k", "roxford5k", "holidays", "holidays_rotated")
+#: The one dataset table: name -> loader of its folder (``None``: the loader's own default, only ``mini``).
+LOADERS: dict[str, Callable[[Path], RetrievalDataset]] = {
+    "mini": load_mini,
+    "paris6k": lambda root: load_oxford_paris("paris6k", root),
+    "oxford5k": lambda root: load_oxford_paris("oxford5k", root),
+    "rparis6k": lambda root: load_revisited("rparis6k", root),
+    "roxford5k": lambda root: load_revisited("roxford5k", root),
+    "holidays": lambda root: load_holidays(root, "original"),
+    "holidays_rotated": lambda root: load_holidays(root, "rotated"),
+}
+DATASETS = tuple(LOADERS)
 
 
 def default_dir(name: str) -> Path:
@@ -65,18 +77,13 @@ def load_dataset(name: str, data_dir: str | Path | None = None,
 
 
 def _load_base(name: str, data_dir: Path | None) -> RetrievalDataset:
-    if name == "mini":
-        return load_mini(data_dir)
-    if name not in DATASETS:
+    if name not in LOADERS:
         raise KeyError(f"unknown dataset {name!r}; known datasets: {list(DATASETS)} "
                        f"(optionally + one of {sorted(DISTRACTORS)})")
-    root = data_dir if data_dir is not None else default_dir(name)
-    if name in LAYOUTS:
-        return load_oxford_paris(name, root)
-    if name in REVISITED:
-        return load_revisited(name, root)
-    return load_holidays(root, "rotated" if name == "holidays_rotated" else "original")
+    if name == "mini":  # built in the cache when no folder is given
+        return load_mini(data_dir)
+    return LOADERS[name](data_dir if data_dir is not None else default_dir(name))
 
 
-__all__ = ["DATASETS", "DEV_SUBSETS", "DISTRACTORS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir",
+__all__ = ["DATASETS", "DEV_SUBSETS", "LOADERS", "DISTRACTORS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir",
            "load_dataset", "load_distractors", "locate", "with_distractors"]

@@ -15,6 +15,10 @@ from typing import Any
 Box = tuple[float, float, float, float]
 
 
+class DatasetNotFoundError(FileNotFoundError):
+    """A benchmark's files are not where the loader looked (the message says where to fetch them)."""
+
+
 @dataclass(frozen=True)
 class ImageItem:
     """One image to extract a feature from: a path relative to the root and an optional crop box."""

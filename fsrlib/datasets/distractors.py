@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .base import RetrievalDataset
-from .oxford_paris import DatasetNotFoundError
+from .base import DatasetNotFoundError
 
 #: Distractor sets and the image count of each complete set (their folders: ``fsrlib.sources.SOURCES``).
 DISTRACTORS = {"flickr100k": {"n_images": 100_071}, "revisitop1m": {"n_images": 1_001_001}}

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .base import RetrievalDataset
-from .oxford_paris import DatasetNotFoundError
+from .base import DatasetNotFoundError
 
 HOLIDAYS_IMAGES = 1491
 HOLIDAYS_QUERIES = 500

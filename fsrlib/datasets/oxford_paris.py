@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from ..imageio import clip_box
-from .base import RetrievalDataset
+from .base import DatasetNotFoundError, RetrievalDataset
 
 #: Layout of each benchmark once its archives are extracted under a root.
 LAYOUTS: dict[str, dict[str, Any]] = {
@@ -40,10 +40,6 @@ PARIS_CORRUPT: frozenset[str] = frozenset(
         "sacrecoeur_000353", "triomphe_000662", "triomphe_000833", "triomphe_000863", "triomphe_000867"))
 
 log = logging.getLogger(__name__)
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A benchmark's files are not where the loader looked."""
 
 
 def read_names(path: Path) -> list[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..retrieval import revisited_ground_truth
 from .base import RetrievalDataset
-from .oxford_paris import LAYOUTS, DatasetNotFoundError, images_on_disk
+from .base import DatasetNotFoundError
+from .oxford_paris import LAYOUTS, images_on_disk
 
 REVISITED = {"roxford5k": "oxford5k", "rparis6k": "paris6k"}
 
