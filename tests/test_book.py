@@ -42,11 +42,14 @@ def test_first_chapter_runs_under_papermill_with_other_parameters(tmp_path):
     out = tmp_path / "why_features.ipynb"
     papermill.execute_notebook(
         str(BOOK / "why_features.ipynb"), str(out), cwd=str(BOOK), kernel_name="python3", progress_bar=False,
-        parameters={"ratios": [1 / 16], "methods": ["raw", "ridge"], "seed": 1},
+        # seed 0 and the default profile: the Fig. 1 cell's VDSR is the one the chapter itself trains (cached once
+        # for both, which keeps a cold CI run 5 minutes shorter); what changes is the table's methods and ratios
+        # and the demo picture's ratio.
+        parameters={"ratios": [1 / 16], "methods": ["raw", "ridge"], "demo_ratio": 1 / 4},
     )
     nb = nbformat.read(out, as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "ridge" in injected[0].source and "seed = 1" in injected[0].source
+    assert injected and "ridge" in injected[0].source and "demo_ratio = 0.25" in injected[0].source
     table = next(c for c in nb.cells if c.cell_type == "code" and "summary.round(3)" in c.source)
     html = table.outputs[-1]["data"]["text/html"]
     assert "ridge" in html and "1/16" in html and "fsrgan" not in html and "1/64" not in html
