@@ -127,7 +127,9 @@ def versus_baseline(summary: pd.DataFrame, method: str, ratio: float, baseline: 
     row = summary_row(summary, method, ratio)
     if row is None or "verdict" not in row or pd.isna(row.get("verdict")):
         return "not run"
-    return (f"{row['verdict']} than {baseline} ({row[f'vs {baseline}']:+.3f} mAP, interval {row['diff_lo']:+.3f} to "
+    verdict = {"better": f"better than {baseline}", "worse": f"worse than {baseline}"}.get(
+        row["verdict"], f"not clearly different from {baseline}")
+    return (f"{verdict} ({row[f'vs {baseline}']:+.3f} mAP, interval {row['diff_lo']:+.3f} to "
             f"{row['diff_hi']:+.3f}; {row['gap recovered']:.0%} of the gap)")
 
 

@@ -44,13 +44,16 @@ def plot_metric_vs_ratio(table: pd.DataFrame, metric: str, ax: plt.Axes | None =
 
 
 def show_retrievals(ax_row, query_image, database_images, ranked: list[int], positives: set[int],
-                    title: str = "query") -> None:
-    """Draw a query and its top retrievals on a row of axes; green frame = positive, red = not."""
+                    title: str = "query", junk: set[int] = frozenset()) -> None:
+    """Draw a query and its top retrievals on a row of axes; green frame = positive, red = not, grey = ``junk``
+    (ignored by the metric, e.g. the query's own photo in Holidays' database)."""
     ax_row[0].imshow(query_image)
     ax_row[0].set_title(title, fontsize="small")
     for ax, idx in zip(ax_row[1:], ranked):
         ax.imshow(database_images[idx])
-        color = "#2ca02c" if idx in positives else "#d62728"
+        color = "#2ca02c" if idx in positives else "#9e9e9e" if idx in junk else "#d62728"
+        if idx in junk:
+            ax.set_title("junk (ignored)", fontsize="x-small")
         for spine in ax.spines.values():
             spine.set_edgecolor(color)
             spine.set_linewidth(4)

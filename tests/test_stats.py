@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fsrlib.analysis import rescued_and_broken, summarize
+from fsrlib.analysis import rescued_and_broken, summarize, versus_baseline
 from fsrlib.stats import (ToleranceError, bootstrap_interval, check_between, check_close, compare, gap_recovered,
                           verdict)
 
@@ -80,3 +80,16 @@ def test_summarize_averages_seeds_per_query_and_reports_the_gap():
 def test_rescued_and_broken_lists_big_changes_only():
     table = rescued_and_broken(per_query_frame(), "fsr", 0.25)
     assert dict(zip(table.index, table["effect"])) == {0: "rescued", 1: "broken"}
+
+
+def test_versus_baseline_reads_as_a_sentence_for_every_verdict():
+    summary = summarize(per_query_frame())
+    phrase = versus_baseline(summary, "fsr", 0.25)
+    assert phrase.startswith("not clearly different from raw (+0.050 mAP, interval ")
+    assert phrase.endswith("10% of the gap)")
+    good = per_query_frame().query("method == 'raw'").assign(method="good", ap=0.9)
+    bad = good.assign(method="bad", ap=0.1)
+    both = summarize(pd.concat([per_query_frame(), good, bad]))
+    assert versus_baseline(both, "good", 0.25).startswith("better than raw (+0.400 mAP")
+    assert versus_baseline(both, "bad", 0.25).startswith("worse than raw (-0.400 mAP")
+    assert versus_baseline(summary, "fsr", 1 / 64) == "not run"
