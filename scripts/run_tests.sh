@@ -14,5 +14,5 @@ if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
     || echo "[test] could not install$missing; the tests that need them will skip"
 fi
-exec .venv/bin/python -m pytest -ra --timeout=1800 -p no:cacheprovider tests book --nbval-lax \
+exec .venv/bin/python -m pytest -ra --durations=40 --timeout=1800 -p no:cacheprovider tests book --nbval-lax \
   --nbval-sanitize-with book/nbval_sanitize.cfg "$@"
