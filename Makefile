@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make book   build the book, executing every chapter on the embedded mini dataset
-#   make test   run the whole test suite
-.PHONY: setup book test experiment clean
+#   make test   run the whole test suite (nbval re-executes every chapter but those in book/conftest.py's EXPENSIVE)
+#   make test-all   the same, re-executing every chapter
+.PHONY: setup book test test-all experiment clean
 
 # The shared development subsets (INRIA Holidays, Paris6k) beside the checkout, used by the book and the tests when
 # present; override with `make book FSRLIB_DEV_DATA=/path/to/data` (a folder holding holidays-subset/ and
@@ -19,6 +20,9 @@ book: setup
 
 test: setup
 	bash scripts/run_tests.sh
+
+test-all: setup
+	FSRLIB_TEST_ALL=1 bash scripts/run_tests.sh
 
 experiment: setup
 	.venv/bin/python -m fsrlib experiment --dataset mini

@@ -53,3 +53,20 @@ def test_first_chapter_runs_under_papermill_with_other_parameters(tmp_path):
     table = next(c for c in nb.cells if c.cell_type == "code" and "summary.round(3)" in c.source)
     html = table.outputs[-1]["data"]["text/html"]
     assert "ridge" in html and "1/16" in html and "fsrgan" not in html and "1/64" not in html
+
+
+def test_repository_address_has_one_home():
+    """Install cells, README and references name the address of _config.yml (scripts/set_repository.py syncs)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "scripts" / "set_repository.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    url = module.repository_url()
+    seen = {}
+    for path in module.files():
+        seen[path.name] = module.our_addresses(path.read_text())
+    assert all(found <= {url} for found in seen.values()), {k: v for k, v in seen.items() if not v <= {url}}
+    install = [name for name, found in seen.items() if name.endswith(".ipynb") and found == {url}]
+    assert len(install) == len(list(BOOK.glob("*.ipynb"))), "a chapter's install cell does not name the repository"
+    assert module.our_addresses("pip install git+https://github.com/a/b\n") == {"https://github.com/a/b"}
