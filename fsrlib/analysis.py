@@ -143,7 +143,7 @@ def paired_by_query(per_query: pd.DataFrame, a: str, b: str, metric: str = "ap")
 
     pooled = per_query[per_query["method"].isin([a, b])].groupby(["method", "query"])[metric].mean()
     x, y = pooled.loc[a].to_numpy(), pooled.loc[b].to_numpy()
-    return compare(y, x) if metric == "distance" else compare(x, y)
+    return compare(y, x, unit="distance") if metric == "distance" else compare(x, y)
 
 
 def generalisation_goal(summary: pd.DataFrame, method: str, ratios: Sequence[float] = (1 / 36, 1 / 64),

@@ -69,18 +69,20 @@ class Comparison:
     diff: float
     lo: float
     hi: float
+    unit: str = "mAP"  # what the difference is in ("distance": B's distance minus A's, so positive = A closer)
 
     @property
     def verdict(self) -> str:
         return verdict(self.lo, self.hi)
 
     def __str__(self) -> str:
-        return f"{self.verdict} ({self.diff:+.3f} mAP, 95% interval {self.lo:+.3f} to {self.hi:+.3f})"
+        return f"{self.verdict} ({self.diff:+.3f} {self.unit}, 95% interval {self.lo:+.3f} to {self.hi:+.3f})"
 
 
-def compare(ap_a: Sequence[float], ap_b: Sequence[float], **kwargs) -> Comparison:
-    """Paired comparison of two methods' per-query APs (see :func:`paired_difference`)."""
-    return Comparison(*paired_difference(ap_a, ap_b, **kwargs))
+def compare(ap_a: Sequence[float], ap_b: Sequence[float], *, unit: str = "mAP", **kwargs) -> Comparison:
+    """Paired comparison of two methods' per-query values (AP unless ``unit`` says otherwise; see
+    :func:`paired_difference`)."""
+    return Comparison(*paired_difference(ap_a, ap_b, **kwargs), unit=unit)
 
 
 def gap_recovered(method: float, raw: float, hr: float) -> float:

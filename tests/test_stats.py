@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fsrlib.analysis import rescued_and_broken, summarize, versus_baseline
+from fsrlib.analysis import paired_by_query, rescued_and_broken, summarize, versus_baseline
 from fsrlib.stats import (ToleranceError, bootstrap_interval, check_between, check_close, compare, gap_recovered,
                           verdict)
 
@@ -93,3 +93,10 @@ def test_versus_baseline_reads_as_a_sentence_for_every_verdict():
     assert versus_baseline(both, "good", 0.25).startswith("better than raw (+0.400 mAP")
     assert versus_baseline(both, "bad", 0.25).startswith("worse than raw (-0.400 mAP")
     assert versus_baseline(summary, "fsr", 1 / 64) == "not run"
+
+
+def test_paired_comparison_names_its_unit():
+    frame = per_query_frame().assign(distance=lambda f: 1.0 - f["ap"])
+    assert " mAP, 95% interval" in str(paired_by_query(frame, "fsr", "raw", "ap"))
+    by_distance = paired_by_query(frame, "hr", "raw", "distance")
+    assert by_distance.verdict == "better" and " distance, 95% interval" in str(by_distance)
