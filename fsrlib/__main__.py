@@ -162,19 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         if found is not None:
             args.data_dir = str(found)
             print(f"{args.dataset}: reading {found}", file=sys.stderr)
-    dirs = [None if d == "-" else d for d in args.train_data_dirs]
-    dirs += [None] * (len(args.train_on) - len(dirs))
-    for i, name in enumerate(args.train_on):
-        if dirs[i] is None and name != "mini" and (found := locate(name)) is not None:
-            dirs[i] = str(found)
-    args.train_data_dirs = ["-" if d is None else d for d in dirs]
+    given = [None if d == "-" else d for d in args.train_data_dirs]
+    given += [None] * (len(args.train_on) - len(given))
+    found = [d if d is not None or name == "mini" else locate(name) for name, d in zip(args.train_on, given)]
+    train_dirs = tuple(None if d is None else str(d) for d in found)
     budget = profile_settings(args.profile)
     budget.update({k: v for k, v in (("epochs", args.epochs), ("critic_iters", args.critic_iters)) if v is not None})
     cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, backbone=args.backbone,
                            ratios=tuple(args.ratios), methods=tuple(args.methods), degradation=args.degradation,
                            reference=args.reference, seed=args.seed, device=args.device, **budget,
                            protocol=args.protocol, folds=args.folds, train_on=tuple(args.train_on),
-                           train_data_dirs=tuple(None if d == "-" else d for d in args.train_data_dirs),
+                           train_data_dirs=train_dirs,
                            train_dataset=args.train_dataset, train_data_dir=args.train_data_dir,
                            isr_profile=args.profile)
     result = run(cfg, seeds=args.seeds, progress=not args.quiet)

@@ -7,12 +7,11 @@ add distractors to the database (``"oxford5k+flickr100k"``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..paths import data_root, dev_data_root
 from ..sources import SOURCES
-from collections.abc import Callable
-
 from .base import DatasetNotFoundError, ImageItem, RetrievalDataset
 from .distractors import DISTRACTORS, load_distractors, with_distractors
 from .holidays import load_holidays
@@ -20,7 +19,8 @@ from .mini import load_mini
 from .oxford_paris import load_oxford_paris
 from .revisited import load_revisited
 
-#: The one dataset table: name -> loader of its folder (``None``: the loader's own default, only ``mini``).
+#: The one dataset table: name -> loader of its folder. Without a folder, ``mini`` is built in the cache and every
+#: other benchmark is read from :func:`default_dir`.
 LOADERS: dict[str, Callable[[Path], RetrievalDataset]] = {
     "mini": load_mini,
     "paris6k": lambda root: load_oxford_paris("paris6k", root),
