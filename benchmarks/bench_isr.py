@@ -17,7 +17,7 @@ from PIL import Image
 from fsrlib.datasets import load_dataset
 from fsrlib.degrade import PAPER_RATIOS, degrade, ratio_label
 from fsrlib.imageio import load_image
-from fsrlib.isr_train import ISR_PROFILES, evaluate_isr, make_pairs, trained_upscaler
+from fsrlib.isr_train import ISR_PROFILES, evaluate_isr, luma_pairs, trained_upscaler
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
         print(f"{name}: ready in {time.perf_counter() - t0:.1f} s; training took {trained:.1f} s when it ran "
               f"({len(upscalers[name].histories)} network(s), profile {args.profile}: "
               f"{ISR_PROFILES[args.profile][name]})")
-    hr, lr = make_pairs(ds, "db", PAPER_RATIOS, limit=args.test_images)
+    hr, lr = luma_pairs(ds, "db", PAPER_RATIOS, limit=args.test_images)
     table = evaluate_isr(upscalers, hr, lr)
     print(f"\nPSNR / SSIM on Y, {len(hr)} held-out images:")
     print(table.pivot_table(index="method", columns="scale", values=["PSNR", "SSIM"], sort=False).round(3)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from .backbones import BACKBONES
 from .datasets import DATASETS, DISTRACTORS, locate
-from .degrade import METHODS as DEGRADATIONS
-from .degrade import PAPER_RATIOS, REFERENCES, check_ratio, small_size
+from .degrade import DEGRADATIONS, PAPER_RATIOS, REFERENCES, check_ratio, small_size
 from .devices import resolve_device
 from .distributed import extract_command
 from .analysis import summarize

@@ -25,7 +25,7 @@ from PIL import Image
 
 from .backbones import get_backbone_spec
 from .datasets import RetrievalDataset
-from .degrade import Method, Reference
+from .degrade import Degradation, Reference
 from .features import image_features, load_entry, save_entry
 from .inputs import item_input
 from .paths import cache_dir_or_default
@@ -86,7 +86,7 @@ class SentQueries:
 
 
 def sent_queries(dataset: RetrievalDataset, ratio: float, codec: Codec, *, backbone: str = "efficientnet_lite0",
-                 degradation: Method = "uniform", reference: Reference = "input", device: str = "cpu",
+                 degradation: Degradation = "uniform", reference: Reference = "input", device: str = "cpu",
                  batch_size: int = 16, cache_dir: str | Path | None = None) -> SentQueries:
     """Every query shrunk to ``ratio``, sent with ``codec``, decoded, bicubic up-sampled and extracted.
 

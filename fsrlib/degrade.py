@@ -9,7 +9,7 @@ pixel per side (:func:`small_size` names the smallest one for a size).
 
 Two choices the paper leaves open are explicit keyword arguments:
 
-* ``method``: ``"uniform"`` is strided sub-sampling (every k-th pixel, taken
+* ``degradation``: ``"uniform"`` is strided sub-sampling (every k-th pixel, taken
   at the centre of its k x k cell, with no low-pass filter; the paper's term),
   ``"antialias"`` is bicubic resizing with an anti-aliasing kernel (PIL's
   scaled bicubic, the MATLAB ``imresize`` convention used by SRCNN and VDSR).
@@ -36,12 +36,12 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-Method = Literal["uniform", "antialias"]
+Degradation = Literal["uniform", "antialias"]
 Reference = Literal["input", "original"]
 
 #: The paper's area down-scaling ratios (S_h = S_w = 1/2 ... 1/8).
 PAPER_RATIOS: tuple[float, ...] = tuple(1.0 / k**2 for k in range(2, 9))
-METHODS: tuple[str, ...] = ("uniform", "antialias")
+DEGRADATIONS: tuple[str, ...] = ("uniform", "antialias")
 REFERENCES: tuple[str, ...] = ("input", "original")
 
 
@@ -130,20 +130,20 @@ def uniform_downsample(image: Image.Image, size: tuple[int, int]) -> Image.Image
     return Image.fromarray(np.ascontiguousarray(arr[rows][:, cols]))
 
 
-def downscale(image: Image.Image, size: tuple[int, int], method: Method) -> Image.Image:
-    """Shrink ``image`` to ``size = (w, h)`` with the named method."""
-    if method == "uniform":
+def downscale(image: Image.Image, size: tuple[int, int], degradation: Degradation) -> Image.Image:
+    """Shrink ``image`` to ``size = (w, h)`` with the named degradation."""
+    if degradation == "uniform":
         return uniform_downsample(image, size)
-    if method == "antialias":
+    if degradation == "antialias":
         return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
-    raise ValueError(f"unknown down-sampling method {method!r}; choose one of {METHODS}")
+    raise ValueError(f"unknown degradation {degradation!r}; choose one of {DEGRADATIONS}")
 
 
 def degrade(
     image: Image.Image,
     ratio: float,
     *,
-    method: Method = "uniform",
+    degradation: Degradation = "uniform",
     reference: Reference = "input",
     size: int = 224,
 ) -> Degraded:
@@ -155,8 +155,8 @@ def degrade(
     """
     ratio = check_ratio(ratio)
     size = check_size(size)
-    if method not in METHODS:
-        raise ValueError(f"unknown down-sampling method {method!r}; choose one of {METHODS}")
+    if degradation not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {degradation!r}; choose one of {DEGRADATIONS}")
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; choose one of {REFERENCES}")
     if image.mode != "RGB":
@@ -166,7 +166,7 @@ def degrade(
     if ratio == 1.0:
         small = image
     else:
-        small = downscale(image, small_size(*image.size, ratio), method)
+        small = downscale(image, small_size(*image.size, ratio), degradation)
     upsampled = small if small.size == (size, size) else small.resize((size, size), Image.Resampling.BICUBIC)
     return Degraded(small=small, upsampled=upsampled, ratio=ratio)
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .datasets import RetrievalDataset, load_dataset
-from .degrade import PAPER_RATIOS, Method, Reference, ratio_label
+from .degrade import PAPER_RATIOS, Degradation, Reference, ratio_label
 from .features import extract_features
-from .methods import EXTRACTORS, METHODS, UNTRAINED
+from .methods import EXTRACTORS, METHODS, UNTRAINED, MethodBudget
 from .protocols import Fold, make_folds
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
 from .seed import deterministic
@@ -37,7 +37,7 @@ class ExperimentConfig:
     backbone: str = "efficientnet_lite0"
     ratios: tuple[float, ...] = PAPER_RATIOS
     methods: tuple[str, ...] = ("raw",)
-    degradation: Method = "uniform"
+    degradation: Degradation = "uniform"
     reference: Reference = "input"
     kappas: tuple[int, ...] = (1, 5, 10)
     epochs: int = 6
@@ -57,6 +57,10 @@ class ExperimentConfig:
     train_data_dir: str | None = None
     isr_profile: str = "cpu"
 
+    def budget(self) -> MethodBudget:
+        """The part of this config a registered method reads (:class:`fsrlib.methods.MethodBudget`)."""
+        return MethodBudget(**{f.name: getattr(self, f.name) for f in fields(MethodBudget)})
+
 
 #: Training budgets. "paper": Sec. 3.3's 6 epochs and WGAN's 5 critic updates per generator update, sized for
 #: benchmarks of thousands of images. "cpu": the book's default on the small mini/Paris-subset training sets
@@ -74,7 +78,7 @@ def profile_settings(profile: str) -> dict[str, int]:
 
 
 def feature_kwargs(cfg: ExperimentConfig, progress: bool) -> dict:
-    return {"backbone": cfg.backbone, "method": cfg.degradation, "reference": cfg.reference,
+    return {"backbone": cfg.backbone, "degradation": cfg.degradation, "reference": cfg.reference,
             "device": cfg.device, "cache_dir": cfg.cache_dir, "progress": progress}
 
 
@@ -171,17 +175,17 @@ def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, fold
     ISR methods give rows only at the ratios their models were trained for (SRCNN: 1/4, 1/9, 1/16).
     """
     if name in UNTRAINED:
-        enhance = METHODS[name]({}, cfg)
+        enhance = METHODS[name]({}, cfg.budget())
         return {r: enhance(queries[r], r) for r in cfg.ratios}
     out: dict[float, np.ndarray] = {}
     for fold in folds:
         index = np.asarray(fold.query_index, dtype=np.int64)
         if name in EXTRACTORS:  # extraction runs over every query; keep this fold's rows
-            fold_feats = {r: f[index] for r, f in EXTRACTORS[name](ds, fold.train, cfg, progress).items()}
+            fold_feats = {r: f[index] for r, f in EXTRACTORS[name](ds, fold.train, cfg.budget(), progress).items()}
         else:
             train = training_features(fold.train, ds, cfg, progress)
             with deterministic():
-                enhance = METHODS[name](train, cfg)
+                enhance = METHODS[name](train, cfg.budget())
             fold_feats = {r: enhance(queries[r][index], r) for r in cfg.ratios}
         for r, feats in fold_feats.items():
             out.setdefault(r, np.full_like(queries[r], np.nan))[index] = feats

@@ -2,7 +2,7 @@
 
 A cache entry is keyed by everything that changes the numbers: dataset name,
 the exact image list (paths and crop boxes), backbone name and weights,
-preprocessing version, ratio, degradation method and reference, storage
+preprocessing version, ratio, degradation and reference, storage
 dtype, decoding and compute precision when they are not the defaults, and the
 format version. The key's digest names the file and the full key is stored
 inside it and compared on load, so a stale entry is never used. A corrupt
@@ -42,7 +42,7 @@ Interval = tuple[int, int]
 
 
 def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: BackboneSpec, ratio: float,
-              method: str, reference: str, store_dtype: str, upscaler: Upscaler | None = None, *,
+              degradation: str, reference: str, store_dtype: str, upscaler: Upscaler | None = None, *,
               decode: str = "full", precision: str = "float32") -> dict:
     """Everything a cached feature array depends on, as a JSON-able dict.
 
@@ -50,7 +50,7 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
     almost always changes size), plus the dataset's content ``version``.
     ``decode="draft"`` (reduced-size JPEG decoding) and an autocast ``precision``
     change the numbers, so they enter the key; the defaults leave it as
-    format 2 wrote it, so existing entries stay valid.
+    format 2 wrote it, so existing entries stay valid (as does the degradation's field name, ``"method"``).
     """
     listing = [[it.path, it.bbx, _file_size(dataset.path(it.path))] for it in items]
     digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
@@ -63,7 +63,7 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
         "format": FORMAT_VERSION, "dataset": dataset.name, "dataset_version": dataset.version,
         "images_sha256": digest, "n_images": len(items),
         "backbone": spec.name, "weights": spec.weights_id, "preprocess_version": spec.preprocess_version,
-        "input_size": spec.input_size, "ratio": float(ratio), "method": method, "reference": reference,
+        "input_size": spec.input_size, "ratio": float(ratio), "method": degradation, "reference": reference,
         "store_dtype": store_dtype,
     }
 

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .backbones import BackboneSpec, get_backbone_spec, load_backbone
 from .datasets import ImageItem, RetrievalDataset
-from .degrade import METHODS, REFERENCES, Method, Reference, check_ratio, degrade
+from .degrade import DEGRADATIONS, REFERENCES, Degradation, Reference, check_ratio, degrade
 from .devices import resolve_device
 from .feature_cache import (
     DECODINGS,
@@ -71,7 +71,7 @@ class FeatureRecipe:
     """What the features are; every field enters the cache key (defaults: the cache's format-2 entries)."""
 
     backbone: str = "efficientnet_lite0"
-    method: Method = "uniform"
+    degradation: Degradation = "uniform"
     reference: Reference = "input"
     store_dtype: str = "float16"
     #: "draft": JPEGs decoded at reduced size (PIL ``Image.draft``), at least the input size; changes pixels.
@@ -81,7 +81,7 @@ class FeatureRecipe:
     precision: str = "float32"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("method", METHODS), ("reference", REFERENCES), ("store_dtype", STORE_DTYPES),
+        for name, allowed in (("degradation", DEGRADATIONS), ("reference", REFERENCES), ("store_dtype", STORE_DTYPES),
                               ("decode", DECODINGS), ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -182,7 +182,7 @@ def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[floa
             raise ValueError(f"upscaler {upscaler.name} was not trained for ratios {unsupported}")
     spec = get_backbone_spec(recipe.backbone)
     cache = cache_dir_or_default(cache_dir)
-    keys = {r: cache_key(dataset, items, spec, r, recipe.method, recipe.reference, recipe.store_dtype, upscaler,
+    keys = {r: cache_key(dataset, items, spec, r, recipe.degradation, recipe.reference, recipe.store_dtype, upscaler,
                          decode=recipe.decode, precision=recipe.precision) for r in dict.fromkeys(ratios)}
     paths = {r: cache_path(cache, key, split) for r, key in keys.items()}
     found = {r: f for r in keys if (f := load_entry(paths[r], keys[r], spec.dim)) is not None}
@@ -241,7 +241,7 @@ def extract_features(
     ratios: Sequence[float] = (1.0,),
     *,
     backbone: str = "efficientnet_lite0",
-    method: Method = "uniform",
+    degradation: Degradation = "uniform",
     reference: Reference = "input",
     device: str = "cpu",
     batch_size: int = 8,
@@ -265,7 +265,7 @@ def extract_features(
     :class:`FeatureRecipe` for ``decode``/``precision`` and :class:`LoaderConfig`
     for ``device``, ``batch_size``, ``chunk_size`` and ``workers``.
     """
-    recipe = FeatureRecipe(backbone, method, reference, store_dtype, decode, precision)
+    recipe = FeatureRecipe(backbone, degradation, reference, store_dtype, decode, precision)
     loader = LoaderConfig(device, batch_size, chunk_size, workers)
     plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
     if plan.missing:
@@ -274,7 +274,8 @@ def extract_features(
     return plan.features()
 
 
-def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *, method: Method = "uniform",
+def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *,
+                   degradation: Degradation = "uniform",
                    reference: Reference = "input", size: int = 224, decode: str = "full") -> list[Image.Image]:
     """One image of ``dataset`` (:func:`fsrlib.inputs.load_item`), decoded once and degraded at each ratio: the
     backbone's ``size``-square inputs, as :func:`fsrlib.inputs.item_input` gives them one ratio at a time."""
@@ -282,7 +283,7 @@ def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[
     if reference == "input":
         # degrade's first step, done once for every ratio: it leaves an image of the target size as it is
         image = image.resize((size, size), Image.Resampling.BICUBIC)
-    return [degrade(image, r, method=method, reference=reference, size=size).upsampled for r in ratios]
+    return [degrade(image, r, degradation=degradation, reference=reference, size=size).upsampled for r in ratios]
 
 
 def image_features(images: Sequence, backbone: str = "efficientnet_lite0", device: str = "cpu",
@@ -341,7 +342,7 @@ class _JobImages(Dataset):
         row, ratios = index
         item = self.items[row]
         try:
-            inputs = network_inputs(self.dataset, item, ratios, method=self.recipe.method,
+            inputs = network_inputs(self.dataset, item, ratios, degradation=self.recipe.degradation,
                                     reference=self.recipe.reference, size=self.size, decode=self.recipe.decode)
         except Exception as err:
             return _Failure(_portable(err, self.dataset.path(item.path)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PIL import Image
 
 from .datasets import ImageItem, RetrievalDataset
-from .degrade import Degraded, Method, Reference, degrade
+from .degrade import Degradation, Degraded, Reference, degrade
 from .imageio import load_image
 
 
@@ -21,10 +21,10 @@ def load_item(dataset: RetrievalDataset, item: ImageItem | str, *, draft_size: i
     return load_image(dataset.path(item.path), item.bbx, exif_transpose=dataset.exif_transpose, draft_size=draft_size)
 
 
-def item_input(dataset: RetrievalDataset, item: ImageItem | str, ratio: float, *, degradation: Method = "uniform",
+def item_input(dataset: RetrievalDataset, item: ImageItem | str, ratio: float, *, degradation: Degradation = "uniform",
                reference: Reference = "input", size: int = 224) -> Degraded:
     """:func:`fsrlib.degrade.degrade` of :func:`load_item`: the small image and the ``size`` x ``size`` input."""
-    return degrade(load_item(dataset, item), ratio, method=degradation, reference=reference, size=size)
+    return degrade(load_item(dataset, item), ratio, degradation=degradation, reference=reference, size=size)
 
 
 def query_item(dataset: RetrievalDataset, query: int) -> ImageItem:

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from .datasets import RetrievalDataset
-from .degrade import PAPER_RATIOS, Method, Reference, degrade, ratio_label
-from .imageio import load_image
+from .degrade import PAPER_RATIOS, Degradation, Reference, degrade, ratio_label
+from .inputs import load_item
 from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, rgb_to_ycbcr, ssim
 from .paths import atomic_path, cache_dir_or_default
 from .seed import set_seed
@@ -53,7 +53,7 @@ class ISRTrainConfig:
 
     model: str = "vdsr"
     ratios: tuple[float, ...] = PAPER_RATIOS
-    degradation: Method = "uniform"
+    degradation: Degradation = "uniform"
     reference: Reference = "input"
     patch_size: int = 41
     batch_size: int = 16
@@ -93,7 +93,7 @@ def luma(image) -> np.ndarray:
     return ((rgb_to_ycbcr(np.asarray(image)))[..., 0].astype(np.float32) - 16.0) / 219.0
 
 
-def make_pairs(ds: RetrievalDataset, split: str, ratios: Sequence[float], method: Method = "uniform",
+def luma_pairs(ds: RetrievalDataset, split: str, ratios: Sequence[float], *, degradation: Degradation = "uniform",
                reference: Reference = "input", limit: int | None = None) -> tuple[np.ndarray, dict[float, np.ndarray]]:
     """``(hr (N, 224, 224), {ratio: bicubic input (N, 224, 224)})`` luminance pairs from a split's images."""
     items = ds.split_items(split)[:limit]
@@ -101,10 +101,10 @@ def make_pairs(ds: RetrievalDataset, split: str, ratios: Sequence[float], method
         raise ValueError(f"{ds.name} has no images in split {split!r} to train or test super-resolution on")
     hr, lr = [], {r: [] for r in ratios}
     for item in items:
-        image = load_image(ds.path(item.path), item.bbx, exif_transpose=ds.exif_transpose)
-        hr.append(luma(degrade(image, 1.0, method=method, reference=reference).upsampled))
+        image = load_item(ds, item)
+        hr.append(luma(degrade(image, 1.0, degradation=degradation, reference=reference).upsampled))
         for r in ratios:
-            lr[r].append(luma(degrade(image, r, method=method, reference=reference).upsampled))
+            lr[r].append(luma(degrade(image, r, degradation=degradation, reference=reference).upsampled))
     return np.stack(hr), {r: np.stack(v) for r, v in lr.items()}
 
 
@@ -185,7 +185,7 @@ def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: st
         model = build_isr_model(config.model, cfg_cls(**state["model_config"])).to(config.device)
         model.load_state_dict(state["state_dict"])
         return model.eval(), state["history"], key
-    hr, lr = make_pairs(ds, "train", config.ratios, config.degradation, config.reference)
+    hr, lr = luma_pairs(ds, "train", config.ratios, degradation=config.degradation, reference=config.reference)
     start = time.perf_counter()
     model, history = train_isr(hr, lr, config, callback)
     history["train_seconds"] = time.perf_counter() - start
@@ -195,7 +195,7 @@ def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: st
     return model, history, key
 
 
-def trained_upscaler(ds: RetrievalDataset, model: str, profile: str = "cpu", degradation: Method = "uniform",
+def trained_upscaler(ds: RetrievalDataset, model: str, profile: str = "cpu", *, degradation: Degradation = "uniform",
                      reference: Reference = "input", seed: int = 0, device: str = "cpu",
                      cache_dir: str | Path | None = None) -> Upscaler:
     """The :class:`Upscaler` of the experiment's ``srcnn`` / ``vdsr`` methods, trained (or loaded) on ``ds``.
@@ -233,7 +233,7 @@ def published_comparison(table: pd.DataFrame) -> pd.DataFrame:
 def evaluate_isr(models: dict[str, Upscaler], hr: np.ndarray, lr: dict[float, np.ndarray]) -> pd.DataFrame:
     """PSNR and SSIM on Y (dB; border of ``scale`` px shaved, as in SR papers) of bicubic and each model.
 
-    ``hr`` / ``lr`` as from :func:`make_pairs` on held-out images. Returns a tidy table
+    ``hr`` / ``lr`` as from :func:`luma_pairs` on held-out images. Returns a tidy table
     ``method, ratio, scale, PSNR, SSIM`` (means over images).
     """
     rows = []

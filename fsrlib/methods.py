@@ -1,7 +1,8 @@
 """Feature-enhancement methods of the core experiment, by name.
 
 Each factory takes the training features ``{ratio: (N, D)}`` (ratio 1.0 is the
-HR target) and the experiment config, and returns an enhancer
+HR target) and a :class:`MethodBudget` (the part of the experiment's config a
+method may read), and returns an enhancer
 ``(features (Q, D), ratio) -> (Q, D)``. One trained model serves every ratio,
 as in the paper.
 
@@ -25,25 +26,47 @@ experiment runs them as *extractors* of the query features, not as enhancers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .baselines import MLPConfig, RidgeConfig, train_mlp, train_ridge
+from .degrade import PAPER_RATIOS, Degradation, Reference
 from .models import GeneratorConfig
-from .train import TrainConfig, train_cached
-
 from .retrieval import l2_normalize
 from .seed import deterministic
+from .train import TrainConfig, train_cached
 
 if TYPE_CHECKING:
     from .datasets import RetrievalDataset
-    from .experiment import ExperimentConfig
 
 Enhancer = Callable[[np.ndarray, float], np.ndarray]
 Features = dict[float, np.ndarray]
+
+
+@dataclass(frozen=True)
+class MethodBudget:
+    """What a registered method may read of a run: its training budget, where it runs, and the degradation.
+
+    :meth:`fsrlib.experiment.ExperimentConfig.budget` makes one (the fields share their names and defaults), so
+    methods depend on this small record and not on the experiment (which imports the registry).
+    """
+
+    #: Sec. 3.3: 6 epochs, 5 critic updates per generator update
+    epochs: int = 6
+    critic_iters: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: str | None = None
+    #: budget word ("cpu" / "paper") of the pixel methods: ISR networks and the student
+    isr_profile: str = "cpu"
+    #: what the pixel methods extract with, at which ratios, from which degradation
+    backbone: str = "efficientnet_lite0"
+    ratios: tuple[float, ...] = PAPER_RATIOS
+    degradation: Degradation = "uniform"
+    reference: Reference = "input"
 
 
 def torch_enhancer(model: torch.nn.Module, device: str) -> Enhancer:
@@ -54,74 +77,89 @@ def torch_enhancer(model: torch.nn.Module, device: str) -> Enhancer:
     return enhance
 
 
-def raw(train: Features, cfg: ExperimentConfig) -> Enhancer:
+def raw(train: Features, cfg: MethodBudget) -> Enhancer:
     return lambda features, ratio: features
 
 
-def ridge(train: Features, cfg: ExperimentConfig) -> Enhancer:
+def ridge(train: Features, cfg: MethodBudget) -> Enhancer:
     model = train_ridge(train, RidgeConfig(seed=cfg.seed))
     return lambda features, ratio: model(features)
 
 
-def mlp(train: Features, cfg: ExperimentConfig) -> Enhancer:
+def mlp(train: Features, cfg: MethodBudget) -> Enhancer:
     model = train_mlp(train, MLPConfig(seed=cfg.seed, device=cfg.device, epochs=cfg.epochs))
     return torch_enhancer(model, cfg.device)
 
 
-def train_config(cfg: ExperimentConfig, **changes) -> TrainConfig:
+def train_config(cfg: MethodBudget, **changes) -> TrainConfig:
     """The experiment's training settings (epochs, critic iterations, seed, device) plus ``changes``."""
     base = TrainConfig(epochs=cfg.epochs, critic_iters=cfg.critic_iters, seed=cfg.seed, device=cfg.device)
     return replace(base, **changes)
 
 
-def generator_method(**changes) -> Callable[[Features, ExperimentConfig], Enhancer]:
-    def factory(train: Features, cfg: ExperimentConfig) -> Enhancer:
-        result = train_cached(train, train_config(cfg, **changes), cache_dir=cfg.cache_dir)
+#: The generator methods' training settings on top of the budget's (:func:`generator_config`).
+GENERATORS: dict[str, dict] = {
+    "cnn_baseline": {"loss": "mse"},
+    "gan_distance": {"loss": "gan", "r": 1.0},
+    "fsrgan": {"loss": "gan", "r": 2.0},
+    "fsrgan_r3": {"loss": "gan", "r": 3.0},
+    "fsrgan_residual": {"loss": "gan", "r": 2.0, "generator": GeneratorConfig(residual=True)},
+}
+
+
+def generator_config(name: str, cfg: MethodBudget) -> TrainConfig:
+    """The :class:`~fsrlib.train.TrainConfig` that registered generator method ``name`` trains with under ``cfg``
+    (what a chapter passes to :func:`fsrlib.train.train_cached` to look at the training itself)."""
+    if name not in GENERATORS:
+        raise KeyError(f"{name!r} is not a generator method; known: {sorted(GENERATORS)}")
+    return train_config(cfg, **GENERATORS[name])
+
+
+def generator_method(name: str) -> Callable[[Features, MethodBudget], Enhancer]:
+    def factory(train: Features, cfg: MethodBudget) -> Enhancer:
+        result = train_cached(train, generator_config(name, cfg), cache_dir=cfg.cache_dir)
         return torch_enhancer(result.generator, cfg.device)
 
     return factory
 
 
-METHODS: dict[str, Callable[[Features, ExperimentConfig], Enhancer]] = {
+METHODS: dict[str, Callable[[Features, MethodBudget], Enhancer]] = {
     "raw": raw,
     "ridge": ridge,
     "mlp": mlp,
-    "cnn_baseline": generator_method(loss="mse"),
-    "gan_distance": generator_method(loss="gan", r=1.0),
-    "fsrgan": generator_method(loss="gan", r=2.0),
-    "fsrgan_r3": generator_method(loss="gan", r=3.0),
-    "fsrgan_residual": generator_method(loss="gan", r=2.0, generator=GeneratorConfig(residual=True)),
+    **{name: generator_method(name) for name in GENERATORS},
 }
 METHODS["bicubic"] = raw
 
 QueryFeatures = dict[float, np.ndarray]
-#: ``(test dataset, training set, config, progress) -> {ratio: (Q, D)}``: L2-normalised features of *every* query
+#: ``(test dataset, training set, budget, progress) -> {ratio: (Q, D)}``: L2-normalised features of *every* query
 #: of the test dataset, extracted through something trained on the training set's images (pixels, not features).
-Extractor = Callable[["RetrievalDataset", "RetrievalDataset", "ExperimentConfig", bool], QueryFeatures]
+Extractor = Callable[["RetrievalDataset", "RetrievalDataset", MethodBudget, bool], QueryFeatures]
 
 
 def isr_extractor(model: str) -> Extractor:
     """ISR then features: train (or load) ISR ``model`` on the training images, super-resolve the queries at the
     ratios it was trained for and extract. Other ratios are absent (SRCNN: 1/4, 1/9, 1/16)."""
-    def extract(ds: RetrievalDataset, train: RetrievalDataset, cfg: ExperimentConfig, progress: bool) -> QueryFeatures:
+    def extract(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, progress: bool) -> QueryFeatures:
         from .features import extract_features
         from .isr_train import trained_upscaler
 
         with deterministic():
-            upscaler = trained_upscaler(train, model, cfg.isr_profile, cfg.degradation, cfg.reference, cfg.seed,
-                                        cfg.device, cfg.cache_dir)
+            upscaler = trained_upscaler(train, model, cfg.isr_profile, degradation=cfg.degradation,
+                                        reference=cfg.reference, seed=cfg.seed, device=cfg.device,
+                                        cache_dir=cfg.cache_dir)
         ratios = [r for r in cfg.ratios if upscaler.supports(r)]
         if not ratios:
             return {}
         feats = extract_features(ds, "query", ratios, upscaler=upscaler, backbone=cfg.backbone,
-                                 method=cfg.degradation, reference=cfg.reference, device=cfg.device,
+                                 degradation=cfg.degradation, reference=cfg.reference, device=cfg.device,
                                  cache_dir=cfg.cache_dir, progress=progress)
         return {r: l2_normalize(f) for r, f in feats.items()}
 
     return extract
 
 
-def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: ExperimentConfig, progress: bool) -> QueryFeatures:
+def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, progress: bool) -> QueryFeatures:
     """The resolution-robust student (:mod:`fsrlib.student`, beyond the paper): Lite0's last blocks fine-tuned on
     the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
     queries go through it, the database keeps the frozen backbone's features."""

@@ -46,7 +46,7 @@ from torch import nn
 
 from .backbones import get_backbone_spec, load_backbone, split_lite0
 from .datasets import RetrievalDataset
-from .degrade import PAPER_RATIOS, METHODS, check_ratio, degrade
+from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
 from .features import cache_key
 from .imageio import load_image
 from .paths import atomic_path, cache_dir_or_default
@@ -120,8 +120,8 @@ def check_config(cfg: StudentConfig) -> None:
         check_ratio(r)
     if not cfg.ratios or 1.0 in cfg.ratios:
         raise ValueError("ratios are the down-scaling ratios to train on, below 1 (ratio 1 is identity_weight)")
-    if not cfg.degradations or any(d not in METHODS for d in cfg.degradations):
-        raise ValueError(f"degradations must be a non-empty subset of {METHODS}, got {cfg.degradations}")
+    if not cfg.degradations or any(d not in DEGRADATIONS for d in cfg.degradations):
+        raise ValueError(f"degradations must be a non-empty subset of {DEGRADATIONS}, got {cfg.degradations}")
     if not cfg.crop_scales or any(not 0 < s <= 1 for s in cfg.crop_scales):
         raise ValueError(f"crop_scales are area fractions in (0, 1], got {cfg.crop_scales}")
     if min(cfg.crops_per_image, cfg.ratios_per_crop, cfg.batch_size) < 1 or cfg.steps < 0:
@@ -189,7 +189,7 @@ def crop_inputs(image: Image.Image, crop: int, rng: np.random.Generator,
     inputs, rows = [degrade(view, 1.0, reference=cfg.reference).upsampled], [(1.0, -1)]
     for k in rng.choice(len(cfg.ratios), size=min(cfg.ratios_per_crop, len(cfg.ratios)), replace=False):
         d = int(rng.integers(len(cfg.degradations)))
-        inputs.append(degrade(view, cfg.ratios[k], method=cfg.degradations[d], reference=cfg.reference).upsampled)
+        inputs.append(degrade(view, cfg.ratios[k], degradation=cfg.degradations[d], reference=cfg.reference).upsampled)
         rows.append((cfg.ratios[k], d))
     return inputs, np.asarray(rows, dtype=np.float64)
 
@@ -525,7 +525,7 @@ def prefix_activations(dataset: RetrievalDataset, split: str, ratios: Sequence[f
         if arrays is None:
             frozen = frozen or ResolutionStudent(_backbone(backbone, device), cache_block, 0)
             inputs = [degrade(load_image(dataset.path(it.path), it.bbx, exif_transpose=dataset.exif_transpose),
-                              ratio, method=degradation, reference=reference, size=spec.input_size).upsampled
+                              ratio, degradation=degradation, reference=reference, size=spec.input_size).upsampled
                       for it in items]
             with torch.inference_mode():
                 acts = torch.cat([frozen.prefix(spec.to_tensor(inputs[i:i + batch_size]).to(device)).cpu()

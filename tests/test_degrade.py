@@ -24,9 +24,9 @@ def photo():
 
 
 @pytest.mark.parametrize("ratio", PAPER_RATIOS)
-@pytest.mark.parametrize("method", ["uniform", "antialias"])
-def test_input_reference_sizes(photo, ratio, method):
-    out = degrade(photo, ratio, method=method, reference="input")
+@pytest.mark.parametrize("degradation", ["uniform", "antialias"])
+def test_input_reference_sizes(photo, ratio, degradation):
+    out = degrade(photo, ratio, degradation=degradation, reference="input")
     k = round(1 / np.sqrt(ratio))  # linear factor 2..8
     assert out.small.size == (round(224 / k), round(224 / k))
     assert out.upsampled.size == (224, 224) and out.upsampled.mode == "RGB"
@@ -57,8 +57,8 @@ def test_antialias_differs_from_uniform_on_fine_texture():
     stripes = np.zeros((224, 224, 3), np.uint8)
     stripes[:, ::2] = 255  # one-pixel stripes alias completely under sub-sampling
     img = Image.fromarray(stripes)
-    uni = np.asarray(degrade(img, 1 / 4, method="uniform").small, dtype=float)
-    aa = np.asarray(degrade(img, 1 / 4, method="antialias").small, dtype=float)
+    uni = np.asarray(degrade(img, 1 / 4, degradation="uniform").small, dtype=float)
+    aa = np.asarray(degrade(img, 1 / 4, degradation="antialias").small, dtype=float)
     assert uni.std() < 1 and uni.mean() in (0.0, 255.0)  # aliasing: a flat image
     assert abs(aa.mean() - 127.5) < 10  # the filter averages the stripes
 
@@ -109,9 +109,9 @@ def test_network_input_size_is_bounded(photo, size):
     assert degrade(photo, 1 / 4, size=MAX_INPUT_SIZE // 32).upsampled.size == (128, 128)
 
 
-def test_bad_method_reference_and_mode(photo):
-    with pytest.raises(ValueError, match="method"):
-        degrade(photo, 0.25, method="nearest")
+def test_bad_degradation_reference_and_mode(photo):
+    with pytest.raises(ValueError, match="degradation"):
+        degrade(photo, 0.25, degradation="nearest")
     with pytest.raises(ValueError, match="reference"):
         degrade(photo, 0.25, reference="output")
     with pytest.raises(ValueError, match="RGB"):

@@ -92,3 +92,36 @@ def test_parse_ratio():
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_ratio("a quarter")
+
+
+def test_methods_read_a_budget_not_the_experiment():
+    """The registry depends on its own small record; the experiment hands every method the same fields it holds."""
+    import subprocess
+    import sys
+    from dataclasses import fields
+
+    from fsrlib.methods import MethodBudget
+
+    code = "import sys, fsrlib.methods; print('fsrlib.experiment' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+    cfg = ExperimentConfig(epochs=3, critic_iters=1, seed=7, isr_profile="paper", degradation="antialias")
+    budget = cfg.budget()
+    assert budget == MethodBudget(epochs=3, critic_iters=1, seed=7, isr_profile="paper", degradation="antialias")
+    assert all(getattr(budget, f.name) == getattr(cfg, f.name) for f in fields(MethodBudget))
+    assert ExperimentConfig().budget() == MethodBudget()  # the same paper defaults on both sides
+
+
+def test_generator_config_is_what_the_registry_trains():
+    from fsrlib.methods import GENERATORS, generator_config
+    from fsrlib.models import GeneratorConfig
+    from fsrlib.train import TrainConfig
+
+    budget = ExperimentConfig(epochs=20, critic_iters=2, seed=1).budget()
+    assert generator_config("fsrgan", budget) == TrainConfig(loss="gan", r=2.0, epochs=20, critic_iters=2, seed=1)
+    residual = generator_config("fsrgan_residual", budget)
+    assert residual.generator == GeneratorConfig(residual=True) and residual.r == 2.0
+    assert generator_config("cnn_baseline", budget).loss == "mse"
+    assert set(GENERATORS) == {"cnn_baseline", "gan_distance", "fsrgan", "fsrgan_r3", "fsrgan_residual"}
+    with pytest.raises(KeyError, match="not a generator method"):
+        generator_config("ridge", budget)

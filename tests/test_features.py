@@ -42,7 +42,7 @@ def test_cache_hit_does_not_touch_the_model(tiny_dataset, tmp_path, monkeypatch)
 
 def test_key_changes_with_what_changes_the_numbers(tiny_dataset, tmp_path):
     run(tiny_dataset, tmp_path, ratios=(0.25,))
-    run(tiny_dataset, tmp_path, ratios=(0.25,), method="antialias")
+    run(tiny_dataset, tmp_path, ratios=(0.25,), degradation="antialias")
     run(tiny_dataset, tmp_path, ratios=(0.25,), reference="original")
     assert len(entry_files(tmp_path)) == 3
 
@@ -370,3 +370,14 @@ def test_float16_autocast_changes_no_map_by_more_than_0_005(mini_dataset, tmp_pa
     full, half = maps("float32"), maps("float16")
     assert len(entry_files(tmp_path)) == 2 * (1 + len(ratios))  # float16 features never reuse float32 entries
     np.testing.assert_array_less(np.abs(full - half), 0.005)
+
+
+def test_degradation_keeps_its_cache_field_name(tiny_dataset):
+    """The keyword is ``degradation``; the key keeps the field name format 2 wrote, so existing caches stay valid."""
+    from fsrlib.backbones import get_backbone_spec
+    from fsrlib.feature_cache import cache_key
+
+    items = tiny_dataset.split_items("db")
+    key = cache_key(tiny_dataset, items, get_backbone_spec("efficientnet_lite0"), 0.25, "antialias", "input",
+                    "float16")
+    assert key["method"] == "antialias" and "degradation" not in key

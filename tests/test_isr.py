@@ -18,7 +18,7 @@ from fsrlib.isr import (
     super_resolve,
     ycbcr_to_rgb,
 )
-from fsrlib.isr_train import ISRTrainConfig, evaluate_isr, isr_config, make_pairs, sample_batch, train_isr
+from fsrlib.isr_train import ISRTrainConfig, evaluate_isr, isr_config, luma_pairs, sample_batch, train_isr
 from fsrlib.models import count_parameters
 
 
@@ -58,15 +58,15 @@ def test_bad_input():
 def test_scale_below_one_is_rejected(tiny_dataset):
     # the super-resolution scale is 1 / sqrt(ratio): a ratio just above 1 asks the "upscaler" to shrink (x0.95)
     with pytest.raises(ValueError, match=r"area ratio in \(0, 1\]"):
-        make_pairs(tiny_dataset, "train", [1.1], limit=1)
-    hr, lr = make_pairs(tiny_dataset, "train", [1.0], limit=1)  # scale exactly 1: the HR input itself
+        luma_pairs(tiny_dataset, "train", [1.1], limit=1)
+    hr, lr = luma_pairs(tiny_dataset, "train", [1.0], limit=1)  # scale exactly 1: the HR input itself
     np.testing.assert_array_equal(lr[1.0], hr)
 
 
 def test_upscaling_ratio_of_four_is_rejected(tiny_dataset):
     # a "ratio" of 4 read as "x4" would be a 4x larger image, not a 1/16 one
     with pytest.raises(ValueError, match=r"area ratio in \(0, 1\]"):
-        make_pairs(tiny_dataset, "train", [4.0], limit=1)
+        luma_pairs(tiny_dataset, "train", [4.0], limit=1)
 
 
 def test_damaged_isr_checkpoint_is_rebuilt(tiny_dataset, tmp_path):
@@ -128,7 +128,7 @@ def test_super_resolve_changes_only_luma():
 
 
 def test_short_training_lowers_the_loss(tiny_dataset):
-    hr, lr = make_pairs(tiny_dataset, "train", [1 / 4])
+    hr, lr = luma_pairs(tiny_dataset, "train", [1 / 4])
     assert hr.shape == (5, 224, 224) and lr[1 / 4].shape == hr.shape
     x, y = sample_batch(hr, lr, 4, 33, np.random.default_rng(0))
     assert x.shape == y.shape == (4, 1, 33, 33)
@@ -147,7 +147,7 @@ def test_upscaler_refuses_untrained_ratios_and_table_includes_bicubic(tiny_datas
     assert up(img, 1.0) is img
     with pytest.raises(ValueError, match="trained for area ratios 0.25, not 0.01562"):
         up(img, 1 / 64)
-    hr, lr = make_pairs(tiny_dataset, "db", [1 / 4, 1 / 9])
+    hr, lr = luma_pairs(tiny_dataset, "db", [1 / 4, 1 / 9])
     table = evaluate_isr({"srcnn": up}, hr, lr)
     assert set(table["method"]) == {"bicubic", "srcnn"}
     assert table[table["method"] == "srcnn"]["ratio"].tolist() == [1 / 4]  # not at 1/9: no row, no fallback

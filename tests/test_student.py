@@ -99,7 +99,7 @@ def test_pair_targets_and_inputs_are_the_frozen_features_of_degrade(pairs, photo
     for act, ratio, d in zip(pairs.lr[mine], pairs.ratio[mine], pairs.degradation[mine]):
         if ratio == 1.0:
             continue
-        lr_input = degrade(image, float(ratio), method=TINY.degradations[int(d)]).upsampled
+        lr_input = degrade(image, float(ratio), degradation=TINY.degradations[int(d)]).upsampled
         with torch.no_grad():
             got = frozen.from_cached(act[None])[0].numpy()
         np.testing.assert_allclose(got, image_features([lr_input])[0], rtol=1e-4, atol=1e-5)

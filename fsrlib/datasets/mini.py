@@ -74,7 +74,7 @@ def _grace_hopper() -> np.ndarray:
         return np.asarray(Image.open(f).convert("RGB"))
 
 
-SOURCES: dict[str, Callable[[], np.ndarray]] = {
+PICTURES: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": _skimage("astronaut"), "chelsea": _skimage("chelsea"), "coffee": _skimage("coffee"),
     "hubble": _skimage("hubble_deep_field"), "ihc": _skimage("immunohistochemistry"),
     "motorcycle": _motorcycle, "retina": _skimage("retina"), "rocket": _skimage("rocket"),
@@ -85,7 +85,7 @@ SOURCES: dict[str, Callable[[], np.ndarray]] = {
 
 def source_photo(name: str) -> Image.Image:
     """One source photograph as RGB."""
-    arr = SOURCES[name]()
+    arr = PICTURES[name]()
     return Image.fromarray(arr).convert("RGB")
 
 
@@ -126,7 +126,7 @@ def build_mini(root: Path) -> dict:
     """Write the mini dataset's images under ``root`` and return its manifest."""
     rng = np.random.default_rng(SEED)
     images, queries, gnd, train = [], [], [], []
-    for p_idx, name in enumerate(sorted(SOURCES)):
+    for p_idx, name in enumerate(sorted(PICTURES)):
         photo = source_photo(name)
         test_regions = {0, 3} if p_idx % 2 == 0 else {1, 2}
         for r_idx, box in enumerate(region_boxes(*photo.size)):
