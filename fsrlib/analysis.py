@@ -146,6 +146,45 @@ def paired_by_query(per_query: pd.DataFrame, a: str, b: str, metric: str = "ap")
     return compare(y, x, unit="distance") if metric == "distance" else compare(x, y)
 
 
+def verdicts_by_ratio(per_query: pd.DataFrame, method: str, baseline: str = "raw",
+                      metric: str = "ap") -> dict[str, list[str]]:
+    """Paired verdict of ``method`` against ``baseline`` at every ratio both were run at (per-query values averaged
+    over seeds first): ``{"better": [ratio labels], "worse": [...], "no clear difference": [...]}``, ratios largest
+    first. ``metric="distance"``: "better" means closer to the HR feature."""
+    from .degrade import ratio_label
+    from .stats import compare
+
+    out: dict[str, list[str]] = {"better": [], "worse": [], "no clear difference": []}
+    rows = per_query[per_query["method"].isin([method, baseline])]
+    pooled = rows.groupby(["method", "ratio", "query"])[metric].mean()
+    if method not in pooled.index.get_level_values(0) or baseline not in pooled.index.get_level_values(0):
+        return out
+    for ratio in sorted(set(pooled.loc[method].index.get_level_values(0))
+                        & set(pooled.loc[baseline].index.get_level_values(0)), reverse=True):
+        a, b = pooled.loc[(method, ratio)], pooled.loc[(baseline, ratio)]
+        a, b = a.align(b, join="inner")
+        c = compare(b.to_numpy(), a.to_numpy(), unit="distance") if metric == "distance" else compare(
+            a.to_numpy(), b.to_numpy())
+        out[c.verdict].append(ratio_label(ratio))
+    return out
+
+
+def verdict_phrase(by_verdict: dict[str, list[str]], baseline: str = "raw") -> str:
+    """:func:`verdicts_by_ratio` as one computed phrase for the prose, e.g. ``"worse than raw at 1/4 and 1/9, not
+    clearly different at 1/16"``; ``"not run"`` when there is no ratio."""
+    def listed(labels: list[str]) -> str:
+        return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+    parts = []
+    for key, words in (("better", f"better than {baseline}"), ("worse", f"worse than {baseline}"),
+                       ("no clear difference", f"not clearly different from {baseline}")):
+        if by_verdict.get(key):
+            every = sum(len(v) for v in by_verdict.values()) == len(by_verdict[key]) and len(by_verdict[key]) > 1
+            parts.append(f"{words} at every ratio ({listed(by_verdict[key])})" if every
+                         else f"{words} at {listed(by_verdict[key])}")
+    return ", ".join(parts) if parts else "not run"
+
+
 def generalisation_goal(summary: pd.DataFrame, method: str, ratios: Sequence[float] = (1 / 36, 1 / 64),
                         share: float = 0.5) -> dict:
     """Does ``method`` recover at least ``share`` of the gap at every one of ``ratios``, and where is it worse

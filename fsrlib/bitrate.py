@@ -95,9 +95,8 @@ def sent_queries(dataset: RetrievalDataset, ratio: float, codec: Codec, *, backb
     """
     spec = get_backbone_spec(backbone)
     items = dataset.split_items("query")
-    listing = [[it.path, it.bbx, dataset.path(it.path).stat().st_size] for it in items]
     key = {"kind": "bitrate", "version": 1, "dataset": dataset.name,
-           "queries_sha256": hashlib.sha256(json.dumps(listing).encode()).hexdigest(), "n_images": len(items),
+           "queries_sha256": dataset.listing_sha256(items), "n_images": len(items),
            "backbone": spec.name, "weights": spec.weights_id, "ratio": float(ratio), "codec": codec.name,
            "degradation": degradation, "reference": reference, "store_dtype": "float32"}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]

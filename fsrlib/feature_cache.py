@@ -52,8 +52,7 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
     change the numbers, so they enter the key; the defaults leave it as
     format 2 wrote it, so existing entries stay valid (as does the degradation's field name, ``"method"``).
     """
-    listing = [[it.path, it.bbx, _file_size(dataset.path(it.path))] for it in items]
-    digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+    digest = dataset.listing_sha256(items)
     extra: dict = {"upscaler": upscaler.cache_id} if upscaler is not None and ratio != 1.0 else {}
     if decode != "full":
         extra["decode"] = decode
@@ -66,13 +65,6 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
         "input_size": spec.input_size, "ratio": float(ratio), "method": degradation, "reference": reference,
         "store_dtype": store_dtype,
     }
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1  # a missing file is reported by the loader when it is read
 
 
 def key_digest(key: dict) -> str:

@@ -30,9 +30,8 @@ from .datasets import RetrievalDataset
 from .degrade import PAPER_RATIOS, Degradation, Reference, degrade, ratio_label
 from .inputs import load_item
 from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, rgb_to_ycbcr, ssim
-from .paths import atomic_path, cache_dir_or_default
+from .paths import atomic_path, cache_dir_or_default, read_checkpoint
 from .seed import set_seed
-from .train import read_checkpoint
 
 #: The ratios the paper reports SRCNN at (Sec. 5): x2, x3, x4.
 SRCNN_RATIOS: tuple[float, ...] = (1 / 4, 1 / 9, 1 / 16)
@@ -165,9 +164,10 @@ def train_isr(hr: np.ndarray, lr: dict[float, np.ndarray], config: ISRTrainConfi
 
 
 def isr_key(ds: RetrievalDataset, config: ISRTrainConfig) -> str:
-    """Digest of the training images (paths and sizes) and the config."""
-    listing = [[p, ds.path(p).stat().st_size] for p in ds.train]
-    blob = json.dumps([ds.name, ds.version, listing, asdict(config)], sort_keys=True, default=str)
+    """Digest of the training images (:meth:`~fsrlib.datasets.RetrievalDataset.listing_sha256`, the fingerprint
+    the feature cache uses too) and the config."""
+    images = ds.listing_sha256(ds.split_items("train"))
+    blob = json.dumps([ds.name, ds.version, images, asdict(config)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

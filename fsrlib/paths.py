@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,3 +45,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, ...] = ()) -> dict | None:
+    """The dict a trainer saved at ``path`` with ``torch.save`` (every fsrlib model: G and D, the ISR networks,
+    the student); ``None`` if there is none or it is unusable.
+
+    An unusable file (truncated, not a checkpoint, or lacking one of the
+    ``required`` keys) is reported with a warning that names it and deleted,
+    so the caller builds it again: the way the feature cache treats a corrupt entry.
+    """
+    import torch  # here, so that finding folders does not import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        missing = [k for k in required if k not in state] if isinstance(state, dict) else ["(not a dict)"]
+        problem = f"it lacks {', '.join(missing)}" if missing else None
+    except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"
+        problem = f"it cannot be read ({type(err).__name__}: {err})"
+    if problem:
+        warnings.warn(f"model checkpoint {path} is unusable because {problem}; deleting it and training again",
+                      stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    return state

@@ -24,8 +24,27 @@ def method_colors(methods) -> dict[str, str]:
     return {m: METHOD_COLORS.get(m, palette.get(m)) for m in methods}
 
 
+def legend_below(fig: plt.Figure, ax: plt.Axes | None = None, *, ncol: int = 4, rename: dict | None = None,
+                 title: str | None = None) -> None:
+    """One legend for the whole figure, under its axes, so that it never covers a line.
+
+    Takes the handles of ``ax`` (default: the first axes), removes every per-axes legend, lays the figure out and
+    puts the legend below it (inline figures are saved with a tight bounding box, which includes it).
+    ``rename`` maps a label to what the legend should say.
+    """
+    ax = ax or fig.axes[0]
+    handles, names = ax.get_legend_handles_labels()
+    for each in fig.axes:
+        if each.get_legend() is not None:
+            each.get_legend().remove()
+    fig.tight_layout()
+    fig.legend(handles, [(rename or {}).get(n, n) for n in names], loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=ncol, fontsize="small", frameon=False, title=title)
+
+
 def plot_metric_vs_ratio(table: pd.DataFrame, metric: str, ax: plt.Axes | None = None) -> plt.Axes:
-    """Line plot of ``metric`` against the area ratio (largest first), one line per method."""
+    """Line plot of ``metric`` against the area ratio (largest first), one line per method (several panels:
+    follow with :func:`legend_below` for one legend outside the data)."""
     ax = ax or plt.gca()
     sub = table[table["metric"] == metric]
     order = sorted(sub["ratio"].unique(), reverse=True)
@@ -46,9 +65,10 @@ def plot_metric_vs_ratio(table: pd.DataFrame, metric: str, ax: plt.Axes | None =
 def show_retrievals(ax_row, query_image, database_images, ranked: list[int], positives: set[int],
                     title: str = "query", junk: set[int] = frozenset()) -> None:
     """Draw a query and its top retrievals on a row of axes; green frame = positive, red = not, grey = ``junk``
-    (ignored by the metric, e.g. the query's own photo in Holidays' database)."""
+    (ignored by the metric, e.g. the query's own photo in Holidays' database). ``title`` labels the row on its
+    left, so stacked rows never overlap."""
     ax_row[0].imshow(query_image)
-    ax_row[0].set_title(title, fontsize="small")
+    ax_row[0].set_ylabel(title, fontsize="small")
     for ax, idx in zip(ax_row[1:], ranked):
         ax.imshow(database_images[idx])
         color = "#2ca02c" if idx in positives else "#9e9e9e" if idx in junk else "#d62728"
@@ -62,37 +82,51 @@ def show_retrievals(ax_row, query_image, database_images, ranked: list[int], pos
         ax.set_yticks([])
 
 
-def retrieval_explorer(dataset, queries: dict, database, k: int = 5, *, degradation: str = "uniform",
-                       reference: str = "input"):
-    """An ipywidgets view: pick a query and a ratio, see the LR query and its top-k retrievals.
-
-    ``queries`` is ``{ratio: (Q, D)}`` (or ``{method: {ratio: (Q, D)}}`` to compare raw, ISR and FSR features
-    of the same queries: one row per method) and ``database`` the ``(N, D)`` full-resolution features. The
-    query is drawn with the chapter's ``degradation``/``reference``. Needs a running kernel; chapters put a
-    static figure made with :func:`show_retrievals` beside it.
-    """
-    import ipywidgets as widgets
-
+def plot_method_retrievals(dataset, by_method: dict, database, query: int, ratio: float, k: int = 5, *,
+                           degradation: str = "uniform", reference: str = "input") -> plt.Figure:
+    """One row per method: query ``query`` at ``ratio`` and its top-``k`` database images ranked with that method's
+    features. ``by_method`` is ``{method: {ratio: (Q, D) query features}}``; ``database`` the ``(N, D)``
+    full-resolution features; the query is drawn with the given ``degradation``/``reference``."""
     from .analysis import top_k
     from .degrade import ratio_label
     from .inputs import item_input, query_item
+
+    shown = item_input(dataset, query_item(dataset, query), ratio, degradation=degradation,
+                       reference=reference).upsampled
+    rows = [(name, feats) for name, feats in by_method.items() if ratio in feats]
+    if not rows:
+        raise ValueError(f"no method has features at ratio {ratio_label(ratio)}")
+    fig, axes = plt.subplots(len(rows), k + 1, figsize=(2 * (k + 1), 2.1 * len(rows)), squeeze=False)
+    for ax_row, (name, feats) in zip(axes, rows):
+        ranked = list(top_k(feats[ratio][query:query + 1], database, k=k)[0])
+        images = {i: item_input(dataset, dataset.images[i], 1.0).upsampled for i in ranked}
+        show_retrievals(ax_row, shown, images, ranked, set(dataset.gnd[query]["ok"]),
+                        title=f"{METHOD_LABELS.get(name, name)}\nquery {query} at {ratio_label(ratio)}",
+                        junk=set(dataset.gnd[query].get("junk", ())))
+    fig.tight_layout()
+    return fig
+
+
+def retrieval_explorer(dataset, queries: dict, database, k: int = 5, *, degradation: str = "uniform",
+                       reference: str = "input"):
+    """An ipywidgets view of :func:`plot_method_retrievals`: pick a query and a ratio, see the LR query and its
+    top-k retrievals.
+
+    ``queries`` is ``{ratio: (Q, D)}`` (or ``{method: {ratio: (Q, D)}}`` to compare raw, ISR and FSR features
+    of the same queries: one row per method) and ``database`` the ``(N, D)`` full-resolution features. Needs a
+    running kernel; chapters put a static figure made with :func:`plot_method_retrievals` beside it.
+    """
+    import ipywidgets as widgets
+
+    from .degrade import ratio_label
 
     by_method = queries if isinstance(next(iter(queries.values())), dict) else {"raw": queries}
     ratios = sorted({r for feats in by_method.values() for r in feats}, reverse=True)
     by_label = {ratio_label(r): r for r in ratios}
 
     def draw(query: int, ratio: str) -> None:
-        r = by_label[ratio]
-        item = query_item(dataset, query)
-        shown = item_input(dataset, item, r, degradation=degradation, reference=reference).upsampled
-        rows = [(name, feats) for name, feats in by_method.items() if r in feats]
-        fig, axes = plt.subplots(len(rows), k + 1, figsize=(2 * (k + 1), 2.2 * len(rows)), squeeze=False)
-        for ax_row, (name, feats) in zip(axes, rows):
-            ranked = list(top_k(feats[r][query:query + 1], database, k=k)[0])
-            images = {i: item_input(dataset, dataset.images[i], 1.0).upsampled for i in ranked}
-            show_retrievals(ax_row, shown, images, ranked, set(dataset.gnd[query]["ok"]),
-                            title=f"{name}: query {query} at {ratio}")
-        fig.tight_layout()
+        plot_method_retrievals(dataset, by_method, database, query, by_label[ratio], k, degradation=degradation,
+                               reference=reference)
         plt.show()
 
     return widgets.interactive(draw, query=widgets.IntSlider(0, 0, len(dataset.queries) - 1),
@@ -125,6 +159,7 @@ def plot_training_history(history: dict, axes, smooth: int = 5) -> None:
     axes[1].set_ylabel("critic's Wasserstein estimate\n-(Eq. 7)")
     sns.lineplot(data=epochs, x="epoch", y="val_distance", hue="ratio", marker="o", ax=axes[2], palette="viridis")
     axes[2].set_ylabel("validation ||G(F_LR) - F_HR||")
+    axes[2].legend(title="ratio", fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the data
     for ax in axes:
         ax.grid(alpha=0.3)
 

@@ -49,7 +49,7 @@ from .datasets import RetrievalDataset
 from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
 from .features import cache_key
 from .imageio import load_image
-from .paths import atomic_path, cache_dir_or_default
+from .paths import atomic_path, cache_dir_or_default, read_checkpoint
 from .seed import deterministic
 
 FORMAT_VERSION = 1
@@ -470,6 +470,10 @@ def train_student(train: RetrievalDataset, config: StudentConfig | None = None, 
     return result
 
 
+#: What a student checkpoint holds (:func:`save_student`).
+STUDENT_CHECKPOINT_KEYS = ("key", "config", "training_images", "tail", "history", "pair_seconds", "train_seconds")
+
+
 def save_student(path: Path, key: dict, result: TrainedStudent) -> None:
     """Checkpoint: the key, ``asdict(config)``, the training list, the tail's weights, history and timings."""
     state = {"key": json.dumps(key, sort_keys=True), "config": asdict(result.config),
@@ -481,8 +485,23 @@ def save_student(path: Path, key: dict, result: TrainedStudent) -> None:
 
 def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> TrainedStudent | None:
     """The student saved at ``path`` (rebuilt from its stored config alone); ``None`` if there is none.
-    A file that cannot be read, or whose key differs from ``key``, is reported, removed and ``None`` returned."""
-    if not Path(path).is_file():
+    A file that cannot be read (:func:`fsrlib.paths.read_checkpoint`), whose key differs from ``key`` or whose
+    weights do not fit is reported, removed and ``None`` returned."""
+    state = read_checkpoint(path, device, required=STUDENT_CHECKPOINT_KEYS)
+    if state is None:
+        return None
+    try:
+        if key is not None and state["key"] != json.dumps(key, sort_keys=True):
+            raise ValueError("its key does not match (stale entry)")
+        cfg = StudentConfig(**_tuples(state["config"]))
+        model = ResolutionStudent(_backbone(cfg.backbone, device), cfg.cache_block, cfg.trainable_blocks)
+        model.tail.load_state_dict(state["tail"])
+        return TrainedStudent(model.eval(), replace(cfg, device=device), list(state["training_images"]),
+                              dict(state["history"]), float(state["pair_seconds"]), float(state["train_seconds"]))
+    except Exception as err:  # stale key, a config this version cannot build, wrong shapes
+        warnings.warn(f"student checkpoint {path} is unusable ({type(err).__name__}: {err}); rebuilding it",
+                      stacklevel=2)
+        Path(path).unlink(missing_ok=True)
         return None
     try:
         state = torch.load(path, map_location=device, weights_only=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from .degrade import ratio_label
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
-from .paths import atomic_path, cache_dir_or_default
+from .paths import atomic_path, cache_dir_or_default, read_checkpoint
 from .retrieval import non_finite_rows
 from .seed import set_seed
 
@@ -212,30 +211,6 @@ def train_cached(features: Mapping[float, np.ndarray], config: TrainConfig, *, c
 #: What a checkpoint written by :func:`train_fsrgan` holds.
 CHECKPOINT_KEYS: tuple[str, ...] = ("config", "epoch", "history", "rng", "torch_rng", "generator", "opt_g", "critic",
                                     "opt_d")
-
-
-def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, ...] = ()) -> dict | None:
-    """The dict saved at ``path``; ``None`` if there is none or it is unusable.
-
-    An unusable file (truncated, not a checkpoint, or lacking one of the
-    ``required`` keys) is reported with a warning that names it and deleted,
-    so the caller builds it again: the way the feature cache treats a corrupt entry.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-        missing = [k for k in required if k not in state] if isinstance(state, dict) else ["(not a dict)"]
-        problem = f"it lacks {', '.join(missing)}" if missing else None
-    except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"
-        problem = f"it cannot be read ({type(err).__name__}: {err})"
-    if problem:
-        warnings.warn(f"model checkpoint {path} is unusable because {problem}; deleting it and training again",
-                      stacklevel=3)
-        path.unlink(missing_ok=True)
-        return None
-    return state
 
 
 def _save_state(path, config, generator, critic, opt_g, opt_d, epoch, history, rng) -> None:

@@ -13,18 +13,12 @@ import time
 from pathlib import Path
 
 import nbformat
-import yaml
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from book_toc import toc_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def toc_notebooks() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
-    files = [toc["root"]] + [entry["file"] for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}])
-                             for entry in part["chapters"]]
-    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").is_file()]
 
 
 def execute(path: Path, timeout: int = 1800) -> float:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+from book_toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -14,15 +14,8 @@ BOOK = ROOT / "book"
 CHAPTER_CACHE = os.environ.get("FSRLIB_CACHE")
 
 
-def chapters() -> list[str]:
-    """Every page of the table of contents: the root, then each part's chapters (or a flat ``chapters`` list)."""
-    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
-    parts = toc.get("parts", [{"chapters": toc.get("chapters", [])}])
-    return [toc["root"]] + [entry["file"] for part in parts for entry in part["chapters"]]
-
-
 def test_every_toc_entry_exists_and_chapters_are_well_formed():
-    for entry in chapters():
+    for entry in toc_pages():
         path = ROOT / entry
         assert path.with_suffix(".ipynb").is_file() or path.with_suffix(".md").is_file(), entry
     for nb_path in BOOK.glob("*.ipynb"):

@@ -186,3 +186,23 @@ def test_shared_paris_subset(paris_root):
     assert all(g["ok"] for g in ds.gnd)
     assert not set(ds.queries) & set(ds.train)
     assert ds.queries[-1].endswith("paris_defense_000038.jpg")  # triomphe_5's query lies in defense/
+
+
+def test_one_listing_fingerprint_for_every_cache(tiny_dataset):
+    """Features, bit-rate queries and ISR training sets key on the same fingerprint, with one policy for a
+    missing file (it counts as size -1 and is reported when read), so they cannot disagree."""
+    from dataclasses import replace
+
+    from fsrlib.isr_train import ISRTrainConfig, isr_key
+
+    items = tiny_dataset.split_items("train")
+    before, isr_before = tiny_dataset.listing_sha256(items), isr_key(tiny_dataset, ISRTrainConfig())
+    first = tiny_dataset.path(items[0].path)
+    first.write_bytes(first.read_bytes() + b"\0")  # same name, new content of another size
+    assert tiny_dataset.listing_sha256(items) != before
+    assert isr_key(tiny_dataset, ISRTrainConfig()) != isr_before
+    first.unlink()
+    assert tiny_dataset.listing_sha256(items) != before  # a missing file: a different key, not an OSError
+    isr_key(tiny_dataset, ISRTrainConfig())
+    boxed = replace(items[1], bbx=(0.0, 0.0, 10.0, 10.0))
+    assert tiny_dataset.listing_sha256([items[1]]) != tiny_dataset.listing_sha256([boxed])

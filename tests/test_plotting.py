@@ -42,3 +42,39 @@ def test_scikit_learn_agrees_with_the_dashed_step_curve():
     plot_precision_recall(np.array([0, 2, 4, 7]), 4, ax=ax)
     assert any(f"{sk:.3f}" in line.get_label() for line in ax.get_lines())
     plt.close(fig)
+
+
+def test_method_retrievals_draw_one_labelled_row_per_method_with_its_own_ranking(tiny_dataset):
+    from matplotlib.colors import to_hex
+
+    from fsrlib.plotting import plot_method_retrievals
+
+    database = np.eye(3, 4, dtype=np.float32)
+    near = {0.25: np.array([[1, 0, 0, 0], [0, 0, 1, 0]], dtype=np.float32)}   # query 1 nearest to image 2 (ok)
+    far = {0.25: np.array([[1, 0, 0, 0], [1, 0, 0, 0]], dtype=np.float32)}    # query 1 nearest to image 0 (junk)
+    fig = plot_method_retrievals(tiny_dataset, {"raw": far, "vdsr": near}, database, query=1, ratio=0.25, k=2)
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [row[0].get_ylabel().split("\n")[0] for row in axes] == ["raw LR feature (bicubic)", "vdsr"]
+    first = [to_hex(row[1].spines["left"].get_edgecolor()) for row in axes]
+    assert first == ["#9e9e9e", "#2ca02c"]  # junk drawn grey, a positive green
+    with pytest.raises(ValueError, match="no method"):
+        plot_method_retrievals(tiny_dataset, {"raw": far}, database, query=1, ratio=1 / 16)
+    plt.close(fig)
+
+
+def test_legend_below_replaces_every_panel_legend_by_one_under_the_axes():
+    from fsrlib.plotting import legend_below
+
+    fig, axes = plt.subplots(1, 2)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], label="a")
+        ax.plot([0, 1], [1, 0], label="b")
+        ax.legend()
+    legend_below(fig, axes[0], rename={"a": "method a"})
+    assert all(ax.get_legend() is None for ax in axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["method a", "b"]
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.y1 <= min(ax.get_window_extent().y0 for ax in axes)  # below the panels, over no data
+    plt.close(fig)

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
-import yaml
+from book_toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -41,13 +41,6 @@ def site(tmp_path_factory) -> Path:
                             "--path-output", str(out), "-W", "--keep-going"], capture_output=True, text=True, cwd=ROOT)
     assert build.returncode == 0, f"jupyter-book build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
     return out / "_build" / "html"
-
-
-def chapter_pages() -> list[str]:
-    """Every page of the table of contents: the root, then each part's chapters (or a flat ``chapters`` list)."""
-    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
-    parts = toc.get("parts", [{"chapters": toc.get("chapters", [])}])
-    return [toc["root"]] + [entry["file"] for part in parts for entry in part["chapters"]]
 
 
 def source_text(page: str) -> str:
@@ -92,7 +85,7 @@ def broken_internal_links(site: Path, hrefs: list[str]) -> list[str]:
 
 
 def test_toc_pages_have_sources_and_titles():
-    pages = chapter_pages()
+    pages = toc_pages()
     assert len(pages) == len(set(pages)), "a page is listed twice in book/_toc.yml"
     for page in pages:
         assert source_title(page), page
@@ -117,7 +110,7 @@ def test_every_page_renders_cleanly_offline(site):
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://")
                    else route.abort())  # no network: the page must work from the built files alone
         page.on("pageerror", lambda err: problems.append(f"{page.url}: JavaScript error: {err}"))
-        for chapter in chapter_pages():
+        for chapter in toc_pages():
             html = site / f"{chapter}.html"
             if not html.is_file():
                 problems.append(f"missing page: {html.relative_to(site)}")
@@ -150,7 +143,7 @@ def test_bibliography_lists_every_reference_and_citations_resolve(site):
     html = references.read_text(encoding="utf-8")
     entries = re.findall(r'role="doc-biblioentry"', html)
     assert len(entries) == len(bib_keys()), f"{len(entries)} bibliography entries, {len(bib_keys())} in references.bib"
-    pages = [p for p in chapter_pages() if p != "book/references" and (site / f"{p}.html").is_file()]
+    pages = [p for p in toc_pages() if p != "book/references" and (site / f"{p}.html").is_file()]
     cited = [p for p in pages if "{cite" in source_text(p)]
     assert cited, "no page cites anything"
     for page in cited:

@@ -100,3 +100,25 @@ def test_paired_comparison_names_its_unit():
     assert " mAP, 95% interval" in str(paired_by_query(frame, "fsr", "raw", "ap"))
     by_distance = paired_by_query(frame, "hr", "raw", "distance")
     assert by_distance.verdict == "better" and " distance, 95% interval" in str(by_distance)
+
+
+def test_verdicts_by_ratio_and_their_phrase():
+    from fsrlib.analysis import verdict_phrase, verdicts_by_ratio
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for q in range(40):
+        base = rng.uniform(0.2, 0.8)
+        for ratio, shift in ((1 / 4, 0.2), (1 / 16, 0.0), (1 / 64, -0.2)):
+            rows.append({"method": "raw", "ratio": ratio, "seed": 0, "query": q, "ap": base})
+            for seed in (0, 1):  # seeds are averaged per query before the paired bootstrap
+                wobble = rng.normal(0, 0.01) if shift else (0.05 if q % 2 else -0.05)  # 1/16: mean change 0
+                rows.append({"method": "m", "ratio": ratio, "seed": seed, "query": q, "ap": base + shift + wobble})
+    frame = pd.DataFrame(rows)
+    by = verdicts_by_ratio(frame, "m")
+    assert by == {"better": ["1/4"], "worse": ["1/64"], "no clear difference": ["1/16"]}
+    assert verdict_phrase(by) == ("better than raw at 1/4, worse than raw at 1/64, "
+                                  "not clearly different from raw at 1/16")
+    assert verdict_phrase({"better": [], "worse": ["1/4", "1/64"], "no clear difference": []}) == \
+        "worse than raw at every ratio (1/4 and 1/64)"
+    assert verdict_phrase(verdicts_by_ratio(frame, "absent")) == "not run"

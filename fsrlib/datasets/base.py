@@ -7,6 +7,8 @@ within-dataset model may learn from (never a test query's image).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,13 @@ class RetrievalDataset:
     def path(self, relative: str) -> Path:
         return self.root / relative
 
+    def listing_sha256(self, items: Sequence[ImageItem]) -> str:
+        """SHA-256 of what identifies ``items`` on disk: each path, crop box and file size (a replaced file almost
+        always changes size; a missing one counts as size -1 and is reported when it is read). The one fingerprint
+        of an image list that every cache keys on (features, bit-rate queries, ISR training sets)."""
+        listing = [[it.path, it.bbx, _file_size(self.path(it.path))] for it in items]
+        return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
     @property
     def n_queries_with_positives(self) -> int:
         return sum(1 for g in self.gnd if g.get("ok"))
@@ -82,3 +91,10 @@ def _as_box(bbx: Sequence[float] | None) -> Box | None:
         return None
     x1, y1, x2, y2 = (float(v) for v in bbx)
     return (x1, y1, x2, y2)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
