@@ -15,12 +15,13 @@ from ..sources import SOURCES
 from .base import DatasetNotFoundError, ImageItem, RetrievalDataset
 from .distractors import DISTRACTORS, load_distractors, with_distractors
 from .holidays import load_holidays
+from .mini import default_root as mini_root
 from .mini import load_mini
 from .oxford_paris import load_oxford_paris
 from .revisited import load_revisited
 
-#: The one dataset table: name -> loader of its folder. Without a folder, ``mini`` is built in the cache and every
-#: other benchmark is read from :func:`default_dir`.
+#: The one dataset table: name -> loader of its folder. Without a folder, every benchmark is read from
+#: :func:`default_dir` (``mini`` is built there, in the cache).
 LOADERS: dict[str, Callable[[Path], RetrievalDataset]] = {
     "mini": load_mini,
     "paris6k": lambda root: load_oxford_paris("paris6k", root),
@@ -35,7 +36,10 @@ DATASETS = tuple(LOADERS)
 
 def default_dir(name: str) -> Path:
     """Where a benchmark's files live unless told otherwise: the folder the fetch script fills,
-    ``$FSRLIB_DATA/<folder>`` (revisited benchmarks share the original's folder)."""
+    ``$FSRLIB_DATA/<folder>`` (revisited benchmarks share the original's folder); ``mini``'s folder in the
+    cache, where it is built."""
+    if name == "mini":
+        return mini_root()
     return data_root() / (SOURCES[name][0] if name in SOURCES else name)
 
 
@@ -80,8 +84,6 @@ def _load_base(name: str, data_dir: Path | None) -> RetrievalDataset:
     if name not in LOADERS:
         raise KeyError(f"unknown dataset {name!r}; known datasets: {list(DATASETS)} "
                        f"(optionally + one of {sorted(DISTRACTORS)})")
-    if name == "mini":  # built in the cache when no folder is given
-        return load_mini(data_dir)
     return LOADERS[name](data_dir if data_dir is not None else default_dir(name))
 
 

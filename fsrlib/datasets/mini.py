@@ -157,9 +157,14 @@ def files_digest(root: Path, relpaths: list[str]) -> str:
     return h.hexdigest()
 
 
+def default_root() -> Path:
+    """Where ``mini`` is built when no folder is given: in the cache, one folder per version."""
+    return cache_root() / "datasets" / f"mini-v{MINI_VERSION}"
+
+
 def load_mini(root: str | Path | None = None) -> RetrievalDataset:
     """Load the mini dataset, building it first (atomically) if absent, stale or damaged."""
-    root = Path(root) if root is not None else cache_root() / "datasets" / f"mini-v{MINI_VERSION}"
+    root = Path(root) if root is not None else default_root()
     manifest_path = root / "manifest.json"
     manifest = _read_valid_manifest(root, manifest_path)
     if manifest is None:
