@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .datasets import RetrievalDataset, load_dataset
-from .degrade import PAPER_RATIOS, Degradation, Reference, ratio_label
+from .degrade import ratio_label
 from .features import extract_features
 from .methods import EXTRACTORS, METHODS, UNTRAINED, MethodBudget
 from .protocols import Fold, make_folds
@@ -29,22 +29,15 @@ from .seed import deterministic
 
 
 @dataclass
-class ExperimentConfig:
-    """Everything that defines one run of the core experiment (paper values as defaults)."""
+class ExperimentConfig(MethodBudget):
+    """Everything that defines one run of the core experiment (paper values as defaults): the budget every method
+    reads (:class:`fsrlib.methods.MethodBudget`: epochs, critic updates, seed, device, cache, backbone, ratios,
+    degradation) and what only the experiment reads, below."""
 
     dataset: str = "mini"
     data_dir: str | None = None
-    backbone: str = "efficientnet_lite0"
-    ratios: tuple[float, ...] = PAPER_RATIOS
     methods: tuple[str, ...] = ("raw",)
-    degradation: Degradation = "uniform"
-    reference: Reference = "input"
     kappas: tuple[int, ...] = (1, 5, 10)
-    epochs: int = 6
-    critic_iters: int = 5
-    seed: int = 0
-    device: str = "cpu"
-    cache_dir: str | None = None
     #: evaluation protocol (:mod:`fsrlib.protocols`): "paper", "group_disjoint" or "cross_dataset"
     protocol: str = "paper"
     folds: int = 3
@@ -55,10 +48,9 @@ class ExperimentConfig:
     #: older spelling of a one-collection cross-dataset run (``train_on=(name,)``)
     train_dataset: str | None = None
     train_data_dir: str | None = None
-    isr_profile: str = "cpu"
 
     def budget(self) -> MethodBudget:
-        """The part of this config a registered method reads (:class:`fsrlib.methods.MethodBudget`)."""
+        """The part of this config a registered method reads, as a :class:`fsrlib.methods.MethodBudget` of its own."""
         return MethodBudget(**{f.name: getattr(self, f.name) for f in fields(MethodBudget)})
 
 

@@ -46,12 +46,12 @@ Enhancer = Callable[[np.ndarray, float], np.ndarray]
 Features = dict[float, np.ndarray]
 
 
-@dataclass(frozen=True)
+@dataclass
 class MethodBudget:
     """What a registered method may read of a run: its training budget, where it runs, and the degradation.
 
-    :meth:`fsrlib.experiment.ExperimentConfig.budget` makes one (the fields share their names and defaults), so
-    methods depend on this small record and not on the experiment (which imports the registry).
+    :class:`fsrlib.experiment.ExperimentConfig` extends it, and its ``budget()`` hands a method only these
+    fields, so methods depend on this small record and not on the experiment (which imports the registry).
     """
 
     #: Sec. 3.3: 6 epochs, 5 critic updates per generator update

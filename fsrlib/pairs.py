@@ -1,8 +1,9 @@
 """Training pairs (F_LR at a ratio, F_HR of the same image), all ratios mixed as in the paper."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Self
 
 import numpy as np
 import torch
@@ -20,8 +21,14 @@ class FeaturePairs:
     def __len__(self) -> int:
         return self.lr.shape[0]
 
-    def subset(self, mask: torch.Tensor) -> FeaturePairs:
-        return FeaturePairs(self.lr[mask], self.hr[mask], self.ratio[mask], self.image[mask])
+    def subset(self, mask: torch.Tensor) -> Self:
+        """The pairs selected by ``mask`` (a boolean or index tensor over pairs), every field alike."""
+        return type(self)(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, parts: Sequence[Self]) -> Self:
+        """One set of pairs from several, in order."""
+        return cls(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
     def to(self, device: str | torch.device) -> FeaturePairs:
         return FeaturePairs(self.lr.to(device), self.hr.to(device), self.ratio.to(device), self.image.to(device))

@@ -49,6 +49,7 @@ from .datasets import RetrievalDataset
 from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
 from .features import cache_key
 from .imageio import load_image
+from .pairs import FeaturePairs
 from .paths import atomic_path, cache_dir_or_default, read_checkpoint
 from .seed import deterministic
 
@@ -195,23 +196,13 @@ def crop_inputs(image: Image.Image, crop: int, rng: np.random.Generator,
 
 
 @dataclass
-class StudentPairs:
+class StudentPairs(FeaturePairs):
     """``P`` pairs: ``lr`` the frozen activations at the tail's input ``(P, C, H, W)``, ``hr`` the targets
     ``(P, D)`` (frozen features of the full-size crops, not normalised), ``ratio`` ``(P,)``
-    (1.0 for a full-size crop), ``degradation`` ``(P,)`` index into the config's degradations (-1 at ratio 1),
-    ``image`` ``(P,)`` index of the training photo."""
+    (1.0 for a full-size crop), ``image`` ``(P,)`` index of the training photo, and ``degradation`` ``(P,)``
+    index into the config's degradations (-1 at ratio 1)."""
 
-    lr: torch.Tensor
-    hr: torch.Tensor
-    ratio: torch.Tensor
     degradation: torch.Tensor
-    image: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.lr.shape[0]
-
-    def subset(self, mask: torch.Tensor) -> StudentPairs:
-        return StudentPairs(self.lr[mask], self.hr[mask], self.ratio[mask], self.degradation[mask], self.image[mask])
 
 
 def _digest(key: dict) -> str:
@@ -322,8 +313,7 @@ def build_pairs(train: RetrievalDataset, cfg: StudentConfig, *, cache_dir: str |
             parts.append(_as_pairs(arrays, i))
         if progress is not None:
             progress(i + 1, len(items))
-    fields = ("lr", "hr", "ratio", "degradation", "image")
-    return StudentPairs(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
+    return StudentPairs.concat(parts)
 
 
 def _as_pairs(arrays: dict[str, np.ndarray], image: int) -> StudentPairs:
@@ -499,20 +489,6 @@ def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> Tr
         return TrainedStudent(model.eval(), replace(cfg, device=device), list(state["training_images"]),
                               dict(state["history"]), float(state["pair_seconds"]), float(state["train_seconds"]))
     except Exception as err:  # stale key, a config this version cannot build, wrong shapes
-        warnings.warn(f"student checkpoint {path} is unusable ({type(err).__name__}: {err}); rebuilding it",
-                      stacklevel=2)
-        Path(path).unlink(missing_ok=True)
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        if key is not None and state["key"] != json.dumps(key, sort_keys=True):
-            raise ValueError("its key does not match (stale entry)")
-        cfg = StudentConfig(**_tuples(state["config"]))
-        model = ResolutionStudent(_backbone(cfg.backbone, device), cfg.cache_block, cfg.trainable_blocks)
-        model.tail.load_state_dict(state["tail"])
-        return TrainedStudent(model.eval(), replace(cfg, device=device), list(state["training_images"]),
-                              dict(state["history"]), float(state["pair_seconds"]), float(state["train_seconds"]))
-    except Exception as err:  # truncated file, unpickling error, missing key, wrong shapes
         warnings.warn(f"student checkpoint {path} is unusable ({type(err).__name__}: {err}); rebuilding it",
                       stacklevel=2)
         Path(path).unlink(missing_ok=True)
