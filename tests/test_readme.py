@@ -24,3 +24,16 @@ def test_extending_example_registers_and_runs():
         for table, key in ((methods.METHODS, "shrink"), (datasets.LOADERS, "holidays_again"),
                            (backbones.BACKBONES, "lite0_copy")):
             table.pop(key, None)
+
+
+def test_search_fast_path_example_runs_and_finds_the_neighbours():
+    import numpy as np
+
+    section = README.read_text().split("## Speed and scale", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    rng = np.random.default_rng(0)
+    database = rng.normal(size=(5000, 320)).astype(np.float32)
+    namespace: dict = {"database": database, "queries": database[:10] + 0.01}
+    exec(compile(code, str(README), "exec"), namespace)
+    assert namespace["ids"].shape == (10, 100)
+    assert (namespace["ids"][:, 0] == np.arange(10)).all()  # each query's own row comes first
