@@ -140,4 +140,7 @@ def test_default_folders_are_the_ones_the_fetch_script_fills(tmp_path, monkeypat
     assert default_dir("roxford5k") == tmp_path / "oxford5k"  # revisited ground truth beside the images
     assert default_dir("holidays_rotated") == tmp_path / "holidays"
     assert default_dir("flickr100k") == tmp_path / "flickr100k"
-    assert default_dir("mini") == tmp_path / "mini"
+    monkeypatch.setenv("FSRLIB_CACHE", str(tmp_path / "cache"))
+    from fsrlib.datasets.mini import MINI_VERSION
+
+    assert default_dir("mini") == tmp_path / "cache" / "datasets" / f"mini-v{MINI_VERSION}"  # built, not fetched
