@@ -32,7 +32,7 @@ from .backbones import BackboneSpec
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import ratio_label
 from .isr import Upscaler
-from .paths import atomic_path
+from .paths import atomic_path, load_arrays, save_arrays
 
 FORMAT_VERSION = 2
 STORE_DTYPES = ("float16", "float32")
@@ -83,8 +83,7 @@ def _sha256(features: np.ndarray) -> str:
 
 def save_entry(path: Path, features: np.ndarray, key: dict) -> None:
     """Write an entry atomically (temporary name, then rename) with its key and checksum."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, features=features, key=json.dumps(key, sort_keys=True), sha256=_sha256(features))
+    save_arrays(path, {"features": features}, key)
 
 
 def load_entry(path: Path, key: dict, dim: int) -> np.ndarray | None:
@@ -92,25 +91,14 @@ def load_entry(path: Path, key: dict, dim: int) -> np.ndarray | None:
 
     A damaged or mismatched file is reported, removed and treated as absent.
     """
-    if not path.is_file():
+    def check(arrays: dict[str, np.ndarray]) -> str | None:
+        features = arrays["features"]
+        if features.shape != (key["n_images"], dim) or features.dtype != np.dtype(key["store_dtype"]):
+            return f"it has shape {features.shape} and dtype {features.dtype}"
         return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            features, stored_key, digest = data["features"], str(data["key"]), str(data["sha256"])
-        problem = None
-        if json.loads(stored_key) != key:
-            problem = "its key does not match (stale entry)"
-        elif features.shape != (key["n_images"], dim) or features.dtype != np.dtype(key["store_dtype"]):
-            problem = f"it has shape {features.shape} and dtype {features.dtype}"
-        elif _sha256(features) != digest:
-            problem = "its checksum does not match (corrupt)"
-    except Exception as err:  # zip, pickle and JSON errors all mean "unreadable"
-        problem = f"it cannot be read ({type(err).__name__}: {err})"
-    if problem:
-        warnings.warn(f"feature cache {path} is unusable because {problem}; rebuilding it", stacklevel=3)
-        path.unlink(missing_ok=True)
-        return None
-    return features
+
+    arrays = load_arrays(path, key, ("features",), what="feature cache", check=check)
+    return None if arrays is None else arrays["features"]
 
 
 # ---------------------------------------------------------------- chunks of an unfinished run

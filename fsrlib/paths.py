@@ -1,11 +1,15 @@
 """Where fsrlib keeps what it builds (caches) and looks for benchmarks (data)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 
 def cache_root() -> Path:
@@ -72,3 +76,43 @@ def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, 
         path.unlink(missing_ok=True)
         return None
     return state
+
+
+def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """Checksum of named arrays (their bytes, in name order)."""
+    return hashlib.sha256(b"".join(np.ascontiguousarray(arrays[k]).tobytes() for k in sorted(arrays))).hexdigest()
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], key: dict) -> None:
+    """Write named arrays with their key and checksum as one ``.npz``, atomically: the one format of every cached
+    array (features, bit-rate queries, the student's pairs)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays, key=json.dumps(key, sort_keys=True), sha256=arrays_sha256(arrays))
+
+
+def load_arrays(path: str | Path, key: dict, names: Sequence[str], *, what: str = "cache entry",
+                check: Callable[[dict[str, np.ndarray]], str | None] | None = None) -> dict[str, np.ndarray] | None:
+    """The arrays :func:`save_arrays` wrote at ``path`` for ``key``; ``None`` if there is none. A file that cannot be
+    read, holds another key, fails its checksum or ``check`` (which returns what is wrong, or ``None``) is reported
+    with a warning naming it (``what``), removed, and ``None`` returned, so the caller rebuilds it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {n: data[n] for n in names}
+            stored, digest = json.loads(str(data["key"])), str(data["sha256"])
+        problem = None
+        if stored != json.loads(json.dumps(key, sort_keys=True)):
+            problem = "its key does not match (stale entry)"
+        elif check is not None and (wrong := check(arrays)) is not None:
+            problem = wrong
+        elif arrays_sha256(arrays) != digest:
+            problem = "its checksum does not match (corrupt)"
+    except Exception as err:  # zip, JSON and missing-array errors all mean "unreadable"
+        problem = f"it cannot be read ({type(err).__name__}: {err})"
+    if problem:
+        warnings.warn(f"{what} {path} is unusable because {problem}; rebuilding it", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    return arrays

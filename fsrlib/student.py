@@ -50,7 +50,7 @@ from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
 from .features import cache_key
 from .imageio import load_image
 from .pairs import FeaturePairs
-from .paths import atomic_path, cache_dir_or_default, read_checkpoint
+from .paths import atomic_path, cache_dir_or_default, load_arrays, read_checkpoint, save_arrays
 from .seed import deterministic
 
 FORMAT_VERSION = 1
@@ -224,36 +224,6 @@ def pair_key(digest: str, bbx, exif_transpose: bool, crop: int, cfg: StudentConf
             **json.loads(json.dumps(settings))}
 
 
-def save_arrays(path: Path, arrays: dict[str, np.ndarray], key: dict) -> None:
-    """Write arrays, their key and a checksum atomically (temporary name, then rename)."""
-    digest = hashlib.sha256(b"".join(arrays[k].tobytes() for k in sorted(arrays))).hexdigest()
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays, key=json.dumps(key, sort_keys=True), sha256=digest)
-
-
-def load_arrays(path: Path, key: dict, names: Sequence[str]) -> dict[str, np.ndarray] | None:
-    """The arrays at ``path`` if it holds ``key``'s entry; ``None`` if absent. A damaged or stale file is
-    reported with a warning and removed, so the caller rebuilds it."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {n: data[n] for n in names}
-            stored, digest = json.loads(str(data["key"])), str(data["sha256"])
-        problem = None
-        if stored != json.loads(json.dumps(key, sort_keys=True)):
-            problem = "its key does not match (stale entry)"
-        elif hashlib.sha256(b"".join(arrays[k].tobytes() for k in sorted(arrays))).hexdigest() != digest:
-            problem = "its checksum does not match (corrupt)"
-    except Exception as err:  # zip, JSON and missing-array errors all mean "unreadable"
-        problem = f"it cannot be read ({type(err).__name__}: {err})"
-    if problem:
-        warnings.warn(f"student cache {path} is unusable because {problem}; rebuilding it", stacklevel=3)
-        path.unlink(missing_ok=True)
-        return None
-    return arrays
-
-
 @torch.inference_mode()
 def crop_arrays(frozen: ResolutionStudent, inputs: list[Image.Image], rows: np.ndarray, cfg: StudentConfig,
                 batch: int = 16) -> dict[str, np.ndarray]:
@@ -288,7 +258,7 @@ def build_pairs(train: RetrievalDataset, cfg: StudentConfig, *, cache_dir: str |
         for c in range(cfg.crops_per_image):
             key = pair_key(digest, item.bbx, train.exif_transpose, c, cfg)
             entry = folder / "student" / "pairs" / cfg.backbone / digest[:2] / f"{_digest(key)}.npz"
-            arrays = load_arrays(entry, key, ("lr", "rows", "target"))
+            arrays = load_arrays(entry, key, ("lr", "rows", "target"), what="student cache")
             if arrays is None:
                 frozen = frozen or [ResolutionStudent(_backbone(cfg.backbone, cfg.device), cfg.cache_block,
                                                       cfg.trainable_blocks)]
@@ -301,7 +271,7 @@ def build_pairs(train: RetrievalDataset, cfg: StudentConfig, *, cache_dir: str |
             if cut > cfg.cache_block:
                 key_cut = key | {"cut": cut}
                 entry_cut = entry.with_name(f"{_digest(key_cut)}.npz")
-                at_cut = load_arrays(entry_cut, key_cut, ("lr",))
+                at_cut = load_arrays(entry_cut, key_cut, ("lr",), what="student cache")
                 if at_cut is None:
                     frozen = frozen or [ResolutionStudent(_backbone(cfg.backbone, cfg.device), cfg.cache_block,
                                                           cfg.trainable_blocks)]
