@@ -32,7 +32,7 @@ from .backbones import BackboneSpec
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import ratio_label
 from .isr import Upscaler
-from .paths import atomic_path, load_arrays, save_arrays
+from .paths import arrays_sha256, atomic_path, load_arrays, save_arrays
 
 FORMAT_VERSION = 2
 STORE_DTYPES = ("float16", "float32")
@@ -78,7 +78,7 @@ def cache_path(cache_dir: Path, key: dict, split: str) -> Path:
 
 
 def _sha256(features: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(features).tobytes()).hexdigest()
+    return arrays_sha256({"features": features})  # a chunk's checksum is its entry's, for the rows it holds
 
 
 def save_entry(path: Path, features: np.ndarray, key: dict) -> None:

@@ -51,13 +51,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, ...] = ()) -> dict | None:
+def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, ...] = (), *,
+                    weights_only: bool = False) -> dict | None:
     """The dict a trainer saved at ``path`` with ``torch.save`` (every fsrlib model: G and D, the ISR networks,
     the student); ``None`` if there is none or it is unusable.
 
     An unusable file (truncated, not a checkpoint, or lacking one of the
     ``required`` keys) is reported with a warning that names it and deleted,
-    so the caller builds it again: the way the feature cache treats a corrupt entry.
+    so the caller builds it again: the way the feature cache treats a corrupt entry. ``weights_only=True``
+    refuses pickled objects (tensors and plain types only), for checkpoints that hold nothing else.
     """
     import torch  # here, so that finding folders does not import torch
 
@@ -65,7 +67,7 @@ def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, 
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
+        state = torch.load(path, map_location=device, weights_only=weights_only)
         missing = [k for k in required if k not in state] if isinstance(state, dict) else ["(not a dict)"]
         problem = f"it lacks {', '.join(missing)}" if missing else None
     except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"

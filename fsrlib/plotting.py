@@ -97,9 +97,12 @@ def plot_method_retrievals(dataset, by_method: dict, database, query: int, ratio
     if not rows:
         raise ValueError(f"no method has features at ratio {ratio_label(ratio)}")
     fig, axes = plt.subplots(len(rows), k + 1, figsize=(2 * (k + 1), 2.1 * len(rows)), squeeze=False)
+    images: dict[int, object] = {}  # a database image retrieved by several methods is read once
     for ax_row, (name, feats) in zip(axes, rows):
         ranked = list(top_k(feats[ratio][query:query + 1], database, k=k)[0])
-        images = {i: item_input(dataset, dataset.images[i], 1.0).upsampled for i in ranked}
+        for i in ranked:
+            if i not in images:
+                images[i] = item_input(dataset, dataset.images[i], 1.0).upsampled
         show_retrievals(ax_row, shown, images, ranked, set(dataset.gnd[query]["ok"]),
                         title=f"{METHOD_LABELS.get(name, name)}\nquery {query} at {ratio_label(ratio)}",
                         junk=set(dataset.gnd[query].get("junk", ())))

@@ -447,7 +447,7 @@ def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> Tr
     """The student saved at ``path`` (rebuilt from its stored config alone); ``None`` if there is none.
     A file that cannot be read (:func:`fsrlib.paths.read_checkpoint`), whose key differs from ``key`` or whose
     weights do not fit is reported, removed and ``None`` returned."""
-    state = read_checkpoint(path, device, required=STUDENT_CHECKPOINT_KEYS)
+    state = read_checkpoint(path, device, required=STUDENT_CHECKPOINT_KEYS, weights_only=True)
     if state is None:
         return None
     try:
