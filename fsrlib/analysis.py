@@ -59,6 +59,47 @@ def top_k(queries: np.ndarray, database: np.ndarray, k: int = 5) -> np.ndarray:
     return rank_database(queries, database)[:k].T
 
 
+def mean_pairwise_cosine(features: np.ndarray) -> float:
+    """Mean cosine similarity between different rows of ``features`` (N, D), N >= 2: how alike the features of
+    different images are. Close to 1: one feature whatever the image (a collapsed map)."""
+    x = _unit_rows(features, "features")
+    if len(x) < 2:
+        raise ValueError(f"need at least 2 rows to compare different images, got {len(x)}")
+    total = x.sum(axis=0, dtype=np.float64)  # sum over i != j of x_i . x_j = |sum x|^2 - sum |x_i|^2
+    return float((total @ total - len(x)) / (len(x) * (len(x) - 1)))
+
+
+def output_similarity(outputs: Mapping[float, np.ndarray], hr: np.ndarray) -> pd.DataFrame:
+    """What a feature map does to a set of queries, per ratio: ``to_hr``, the mean cosine between each query's
+    output and its own full-resolution feature (``hr``, row-aligned), and ``between_queries``, the mean cosine
+    between different queries' outputs (:func:`mean_pairwise_cosine`). A map that keeps the queries apart has
+    ``between_queries`` near that of ``hr``; one that pulls every query towards one place has it near 1, and then
+    ``to_hr`` no longer depends on the input. Index: ratio labels, largest ratio first."""
+    target = _unit_rows(hr, "hr")
+    rows = {}
+    for r, out in sorted(outputs.items(), reverse=True):
+        x = _unit_rows(out, f"outputs at ratio {ratio_label(r)}")
+        if x.shape != target.shape:
+            raise ValueError(f"outputs at ratio {ratio_label(r)} have shape {x.shape}, hr has {target.shape}: "
+                             "they must be the same queries, in the same order")
+        rows[ratio_label(r)] = {"to_hr": float(np.einsum("nd,nd->n", x, target).mean()),
+                                "between_queries": mean_pairwise_cosine(x)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _unit_rows(features: np.ndarray, what: str) -> np.ndarray:
+    """``features`` as float64 rows of unit length; refuses non-finite values and zero rows."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D (N, D) array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what} contain NaN or infinite values")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError(f"{what} contain all-zero rows, which have no direction")
+    return x / norms
+
+
 def seed_mean_ap(per_query: pd.DataFrame) -> pd.DataFrame:
     """Per-query AP averaged over seeds: one row per (method, ratio, query)."""
     return per_query.groupby(["method", "ratio", "query"], sort=False)["ap"].mean().reset_index()

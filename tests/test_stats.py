@@ -122,3 +122,40 @@ def test_verdicts_by_ratio_and_their_phrase():
     assert verdict_phrase({"better": [], "worse": ["1/4", "1/64"], "no clear difference": []}) == \
         "worse than raw at every ratio (1/4 and 1/64)"
     assert verdict_phrase(verdicts_by_ratio(frame, "absent")) == "not run"
+
+
+def test_mean_pairwise_cosine_matches_the_explicit_mean_and_flags_a_collapsed_map():
+    from fsrlib.analysis import mean_pairwise_cosine
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 5))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    explicit = sims[~np.eye(7, dtype=bool)].mean()
+    assert mean_pairwise_cosine(3.0 * x) == pytest.approx(explicit, abs=1e-12)  # scale does not matter
+    assert mean_pairwise_cosine(np.tile(x[:1], (4, 1))) == pytest.approx(1.0)  # one output for every input
+    assert mean_pairwise_cosine(np.eye(4)) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_pairwise_cosine(x[:1])
+    with pytest.raises(ValueError, match="NaN"):
+        mean_pairwise_cosine(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="all-zero"):
+        mean_pairwise_cosine(np.array([[1.0, 0.0], [0.0, 0.0]]))
+
+
+def test_output_similarity_separates_an_identity_map_from_a_collapsed_one():
+    from fsrlib.analysis import output_similarity
+
+    rng = np.random.default_rng(1)
+    hr = rng.standard_normal((20, 8))
+    lr = {0.25: hr + 0.1 * rng.standard_normal(hr.shape), 1 / 64: hr + 2.0 * rng.standard_normal(hr.shape)}
+    kept = output_similarity(lr, hr)
+    assert list(kept.index) == ["1/4", "1/64"]  # largest ratio first
+    assert kept.loc["1/4", "to_hr"] > 0.99 > kept.loc["1/64", "to_hr"]
+    assert kept["between_queries"].abs().max() < 0.3
+    centre = rng.standard_normal(8)
+    collapsed = output_similarity({r: centre + 1e-3 * f for r, f in lr.items()}, hr)
+    assert (collapsed["between_queries"] > 0.99).all()
+    assert collapsed["to_hr"].max() - collapsed["to_hr"].min() < 0.01  # the input no longer matters
+    with pytest.raises(ValueError, match="same queries"):
+        output_similarity({0.25: hr[:5]}, hr)
