@@ -35,6 +35,12 @@ def execute(path: Path, timeout: int = 1800) -> float:
 
 def main(argv: list[str]) -> int:
     chapters = [Path(a).resolve() for a in argv] or toc_notebooks()
+    # The chapters run on the shared development subsets when they find them, as under `make book` (which sets
+    # this): without it, a direct call would quietly execute the Holidays chapters on `mini` and store those outputs.
+    shared = ROOT.parent / "shared" / "data"
+    if "FSRLIB_DEV_DATA" not in os.environ and shared.is_dir():
+        os.environ["FSRLIB_DEV_DATA"] = str(shared)
+    print(f"[book] development subsets: {os.environ.get('FSRLIB_DEV_DATA', 'none (FSRLIB_DEV_DATA unset)')}", flush=True)
     total = 0.0
     for path in chapters:
         try:
