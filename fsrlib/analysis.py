@@ -88,16 +88,18 @@ def output_similarity(outputs: Mapping[float, np.ndarray], hr: np.ndarray) -> pd
 
 
 def _unit_rows(features: np.ndarray, what: str) -> np.ndarray:
-    """``features`` as float64 rows of unit length; refuses non-finite values and zero rows."""
+    """``features`` as float64 rows of unit length (a float64 copy: 8 N D bytes); refuses non-finite values and
+    zero rows. Each row is first divided by its largest magnitude, so no scale overflows or underflows the norm."""
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"{what} must be a 2-D (N, D) array, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError(f"{what} contain NaN or infinite values")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
+    peak = np.abs(x).max(axis=1, keepdims=True) if x.shape[1] else np.zeros((len(x), 1))
+    if (peak == 0).any():
         raise ValueError(f"{what} contain all-zero rows, which have no direction")
-    return x / norms
+    x = x / peak
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def seed_mean_ap(per_query: pd.DataFrame) -> pd.DataFrame:

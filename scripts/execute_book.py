@@ -40,7 +40,8 @@ def main(argv: list[str]) -> int:
     shared = ROOT.parent / "shared" / "data"
     if "FSRLIB_DEV_DATA" not in os.environ and shared.is_dir():
         os.environ["FSRLIB_DEV_DATA"] = str(shared)
-    print(f"[book] development subsets: {os.environ.get('FSRLIB_DEV_DATA', 'none (FSRLIB_DEV_DATA unset)')}", flush=True)
+    where = os.environ.get("FSRLIB_DEV_DATA") or "none: chapters that need them run on mini and say so"
+    print(f"[book] development subsets: {where}", flush=True)
     total = 0.0
     for path in chapters:
         try:

@@ -135,6 +135,8 @@ def test_mean_pairwise_cosine_matches_the_explicit_mean_and_flags_a_collapsed_ma
     assert mean_pairwise_cosine(3.0 * x) == pytest.approx(explicit, abs=1e-12)  # scale does not matter
     assert mean_pairwise_cosine(np.tile(x[:1], (4, 1))) == pytest.approx(1.0)  # one output for every input
     assert mean_pairwise_cosine(np.eye(4)) == pytest.approx(0.0)
+    for scale in (1e200, 1e-200):  # far outside float64's squared range: same directions, same answer
+        assert mean_pairwise_cosine(scale * x) == pytest.approx(explicit, abs=1e-12)
     with pytest.raises(ValueError, match="at least 2"):
         mean_pairwise_cosine(x[:1])
     with pytest.raises(ValueError, match="NaN"):
