@@ -72,3 +72,20 @@ def test_repository_address_has_one_home():
     install = [name for name, found in seen.items() if name.endswith(".ipynb") and found == {url}]
     assert len(install) == len(list(BOOK.glob("*.ipynb"))), "a chapter's install cell does not name the repository"
     assert module.our_addresses("pip install git+https://github.com/a/b\n") == {"https://github.com/a/b"}
+
+
+def test_nbval_leaves_every_glued_value_in_the_chapters_out_of_its_comparison():
+    """The chapters' checked cells hand full-precision numbers to the prose with ``glue``; ``book/conftest.py`` must
+    list every MIME type those records use, under myst-nb's own prefix, or nbval compares machine-dependent digits."""
+    import importlib.util
+
+    from myst_nb.ext.glue import GLUE_PREFIX
+
+    spec = importlib.util.spec_from_file_location("book_conftest", BOOK / "conftest.py")
+    book_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_conftest)
+    assert all(key.startswith(GLUE_PREFIX) for key in book_conftest.GLUE_RECORDS)
+    used = {key for nb_path in BOOK.glob("*.ipynb") for cell in nbformat.read(nb_path, as_version=4).cells
+            for out in cell.get("outputs", []) for key in out.get("data", {}) if key.startswith(GLUE_PREFIX)}
+    assert used, "no glued values found: the chapters are expected to glue their numbers"
+    assert used <= set(book_conftest.GLUE_RECORDS), sorted(used - set(book_conftest.GLUE_RECORDS))
