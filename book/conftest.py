@@ -18,7 +18,8 @@ import pytest
 
 #: chapter file -> why its re-execution is left to ``make book`` / ``make test-all``
 EXPENSIVE = {
-    "generalisation.ipynb": "six student fine-tunings and a learning curve, about 15 CPU-minutes from a cold cache",
+    "generalisation.ipynb": "nine student fine-tunings (two protocols) and a learning curve, about 25 CPU-minutes "
+                            "from a cold cache",
     "ablation.ipynb": "twelve generators (4 losses x 3 seeds, 7 ratios), about 14 CPU-minutes from a cold cache",
 }
 
