@@ -195,12 +195,8 @@ def query_aps(found: np.ndarray, gnd: list) -> np.ndarray:
                      for f, g in zip(found, gnd) if len(g["ok"])])
 
 
-def truncated_map(found: np.ndarray, gnd: list) -> float:
-    return float(query_aps(found, gnd).mean())
-
-
 def full_map(db: np.ndarray, q: np.ndarray, gnd: list) -> float:
-    return truncated_map(rank_database(q, db).T, gnd)
+    return float(query_aps(rank_database(q, db).T, gnd).mean())
 
 
 def paired_rows(aps: dict[str, np.ndarray], baseline: str = "exact") -> dict[str, str]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .degrade import ratio_label
-from .retrieval import GroundTruth, compute_map, rank_database
+from .retrieval import GroundTruth, compute_map, l2_normalize, non_finite_rows, rank_database
 
 #: Table 1 of the paper: variance of the LR-HR Euclidean distance per area ratio (VGG16 fc7 on Oxford5k).
 PAPER_TABLE1: dict[float, float] = {1 / 4: 0.0070, 1 / 9: 0.0103, 1 / 16: 0.0107, 1 / 25: 0.0101, 1 / 36: 0.0091,
@@ -88,18 +88,17 @@ def output_similarity(outputs: Mapping[float, np.ndarray], hr: np.ndarray) -> pd
 
 
 def _unit_rows(features: np.ndarray, what: str) -> np.ndarray:
-    """``features`` as float64 rows of unit length (a float64 copy: 8 N D bytes); refuses non-finite values and
-    zero rows. Each row is first divided by its largest magnitude, so no scale overflows or underflows the norm."""
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D (N, D) array, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{what} contain NaN or infinite values")
-    peak = np.abs(x).max(axis=1, keepdims=True) if x.shape[1] else np.zeros((len(x), 1))
-    if (peak == 0).any():
-        raise ValueError(f"{what} contain all-zero rows, which have no direction")
-    x = x / peak
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    """``features`` L2-normalised (:func:`~fsrlib.retrieval.l2_normalize`); refuses non-finite values, and rows
+    that do not come out of unit length (all-zero rows, or values too large for float32's norm)."""
+    bad = non_finite_rows(features)
+    if bad.size:
+        raise ValueError(f"{what} contain NaN or infinite values (rows {', '.join(map(str, bad[:10]))})")
+    x = l2_normalize(features)
+    off = np.flatnonzero(np.abs(np.linalg.norm(x, axis=1) - 1) > 1e-3)
+    if off.size:
+        raise ValueError(f"{what} have rows without a direction (rows {', '.join(map(str, off[:10]))}): all zero, "
+                         "or too large to normalise in float32")
+    return x
 
 
 def seed_mean_ap(per_query: pd.DataFrame) -> pd.DataFrame:
