@@ -9,20 +9,24 @@
 # the kit carries the wheels fsrlib needs beyond them (the offline Lite0 weights) and 50 Paris photos of about
 # 1024x768 (the `defense` landmark of the shared subset, with the official ground truth), so that JPEG decoding
 # costs what it costs on the real benchmark. What it measures, each step under its own time limit:
-#   1. bench_features.py (at most 2 minutes each): the whole pipeline against the bare forward, as a ratio in one run (goal >= 0.5 on a
-#      GPU), batch 256, one worker per core but one, the paper's 8 ratios: full decoding, draft decoding, and
-#      draft decoding with bfloat16 autocast;
-#   2. (at most 2.5 minutes) the float16 autocast test (tests/test_features.py, marked slow): no mAP on mini moves by 0.005 or more.
+#   1. bench_features.py, at most 2 minutes each: the whole pipeline against the bare forward, as a ratio in
+#      one run (goal >= 0.5 on a GPU), batch 256, one worker per core but one, the paper's 8 ratios: full
+#      decoding, draft decoding, and draft decoding with bfloat16 autocast;
+#   2. at most 2.5 minutes: the float16 autocast test (tests/test_features.py, marked slow): no mAP on mini
+#      moves by 0.005 or more.
 # DEVICE=cpu IMAGES=6 REPEAT=1 BATCH=8 PYTHON=.venv/bin/python runs the same steps here (a dry run of the script, not a
 # measurement).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-KIT=.devkit
+KIT=${KIT:-.devkit}  # KIT=... another folder (the tests use one that does not exist)
 
 pack() {
     local shared=${SHARED_DATA:-../shared/data}
     local python=${PYTHON:-.venv/bin/python}
     [[ -d $shared/paris6k-subset/paris_120310 ]] || { echo "no Paris subset under $shared (set SHARED_DATA)"; exit 1; }
+    if [[ -e $KIT && ! -d $KIT/whl ]]; then
+        echo "$KIT exists and is not a kit made by this script: not replacing it (choose another KIT)"; exit 1
+    fi
     rm -rf "$KIT"
     mkdir -p "$KIT/whl" "$KIT/data/paris6k-subset/paris"
     "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
