@@ -133,6 +133,8 @@ def main() -> None:
             pipeline.append(len(part.images) * len(ratios) / (time.perf_counter() - start))
             forward.append(bare_forward(args.backbone, args.batch_size, per_round, args.device, args.precision))
             rows.append(pipeline[-1] / np.mean(forward[-2:]))
+            print(f"round {i + 1}/{args.rounds}: pipeline {pipeline[-1]:.1f} images/s, {rows[-1]:.2f} of the bare "
+                  "forward", flush=True)
         start = time.perf_counter()
         extract_features(parts[0], "db", ratios, cache_dir=Path(cache) / "0", **options)
         warm = time.perf_counter() - start

@@ -4,9 +4,10 @@ Three protocols, named for what the model is allowed to see:
 
 | name | training images | what it measures |
 |---|---|---|
-| ``paper`` | the test collection's own non-query images (Sec. 5: Holidays' queries are the test set and *every other
-  image* the training set; Paris/Oxford: the rest of the collection) | FSR on queries whose **scenes the model has
-  seen** (the other photos of the same group / landmark) |
+| ``paper`` | the test collection's own non-query images (Sec. 4.1, used again in Sec. 5: Holidays' queries are
+  the test set and *every other image* the training set; Paris/Oxford: the rest of the collection) | FSR on queries
+  whose **scenes the model has seen** (the other photos of the same group / landmark); read as deployment, a search
+  engine adapting to its own database without labels |
 | ``group_disjoint`` | ``k`` folds over the query groups (Holidays' groups, Paris/Oxford landmarks): each fold's
   queries are scored by a model trained only on images of the *other* folds' groups, so every query is evaluated
   once, by a model that never saw its scene | FSR on **unseen scenes of the same kind** |
@@ -78,7 +79,8 @@ def query_groups(dataset: RetrievalDataset) -> list[str]:
 
 
 def paper_folds(dataset: RetrievalDataset) -> list[Fold]:
-    """Sec. 5's protocol: train on every image of the collection that is not a query (one fold, all queries)."""
+    """The paper's protocol (Sec. 4.1, used in Sec. 5): train on every image of the collection that is not a query
+    (one fold, all queries)."""
     everything = tuple(range(len(dataset.queries)))
     if dataset.train:  # the loader's own training split (mini, Paris/Oxford: every non-query image)
         return [Fold("paper", everything, dataset)]
