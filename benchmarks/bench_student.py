@@ -4,9 +4,11 @@ Protocols (fsrlib.protocols): ``group_disjoint`` (3 folds over Holidays' 150 gro
 scored against the full 422-image database by a student trained only on the other folds' groups; per-query APs
 are pooled so every query is scored once), ``cross_dataset`` (trained on the Paris subset + mini, tested on
 every Holidays query) and ``paper`` (trained on the database's 272 non-query photos, which show every query's
-scene: a search engine adapting to its own database without labels). Per ratio: raw, HR and student mAP, the student's mean over seeds, the fraction of the
-gap (HR - raw) it recovers, a bootstrap 95% interval over queries (per-query AP averaged over seeds first) and
-the paired difference to raw. Training time per run is printed.
+scene: a search engine adapting to its own database without labels). Per ratio (1 included: is the student
+harmless on full-size queries?): raw, HR and student mAP, the student's mean over seeds, the fraction of the gap
+(HR - raw) it recovers, a bootstrap 95% interval over queries (per-query AP averaged over seeds first) and the
+paired difference to raw. Training time per run is printed. ``--distractors`` searches the Holidays database
+plus every Paris-subset and mini image, as the distractors chapter does.
 
     nice -n 10 .venv/bin/python benchmarks/bench_student.py prepare [--crops 2]
     nice -n 10 .venv/bin/python benchmarks/bench_student.py run --protocol group_disjoint --seeds 0 1 2 \
@@ -191,7 +193,7 @@ def main() -> None:
     r.add_argument("--split-seed", type=int, default=0)
     r.add_argument("--vary-pairs", action="store_true", help="draw the pairs with each seed too (pair_seed=seed)")
     r.add_argument("--extra", action="store_true",
-                   help="group_disjoint: add the Paris subset's and mini's photos to every fold's training set")
+                   help="add the Paris subset's and mini's training photos to every fold's training set")
     r.add_argument("--distractors", action="store_true",
                    help="search among the Holidays database plus every Paris-subset and mini image")
     r.add_argument("--photos", type=int, default=0, help="train on this many photos per fold (0: all)")

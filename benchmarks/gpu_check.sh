@@ -2,7 +2,7 @@
 # Issue 14's GPU measurement as one prepared script: pack the kit here, run it on a lent GPU machine.
 #
 #   bash benchmarks/gpu_check.sh pack     # here (needs pip and ../shared/data): fills .devkit/ (about 36 MB)
-#   bash benchmarks/gpu_check.sh run      # there, from the repository root; writes its logs under $OUT
+#   bash benchmarks/gpu_check.sh run      # there; writes its logs under $OUT (default: a new temporary folder)
 #
 # With the project's device tool: run(command="bash benchmarks/gpu_check.sh run", carry=[".devkit"],
 # timeout_s=450); it exits 1 if a step failed or ran out of time. The GPU machine has PyTorch, numpy, pandas,
@@ -45,15 +45,17 @@ pack() {
 }
 
 run() {
-    local out=${OUT:-/tmp/gpu_check}
+    local work
+    work=$(mktemp -d)  # the wheels' install folder and an empty feature cache, in the machine's temporary space
+    local out=${OUT:-$work/out}
     local device=${DEVICE:-cuda} repeat=${REPEAT:-60} batch=${BATCH:-256} images=${IMAGES:-50}
     local workers=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
     local python=${PYTHON:-python3}
-    mkdir -p "$out"
+    mkdir -p "$out"; echo "logs under $out"
     [[ -d $KIT/whl ]] || { echo "no $KIT/: run 'bash benchmarks/gpu_check.sh pack' here and carry $KIT"; exit 1; }
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" \
         "$KIT"/whl/*.whl || exit 1
-    export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 FSRLIB_CACHE=/tmp/fsrlib-cache
+    export PYTHONPATH=$PWD:$work/site PYTHONUNBUFFERED=1 FSRLIB_CACHE=$work/cache
     {
         date -u; nproc; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
         "$python" -c "import torch, PIL; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'PIL', PIL.__version__)"
