@@ -26,9 +26,9 @@ from PIL import Image
 from .backbones import get_backbone_spec
 from .datasets import RetrievalDataset
 from .degrade import Degradation, Reference
-from .features import image_features, load_entry, save_entry
+from .features import image_features
 from .inputs import item_input
-from .paths import cache_dir_or_default
+from .paths import cache_dir_or_default, load_arrays, save_arrays
 
 
 @dataclass(frozen=True)
@@ -90,21 +90,21 @@ def sent_queries(dataset: RetrievalDataset, ratio: float, codec: Codec, *, backb
                  batch_size: int = 16, cache_dir: str | Path | None = None) -> SentQueries:
     """Every query shrunk to ``ratio``, sent with ``codec``, decoded, bicubic up-sampled and extracted.
 
-    Cached under ``<cache>/bitrate/`` by the query list (paths, boxes, file sizes), backbone, ratio, codec and
-    degradation, with the feature cache's checksummed entries.
+    Cached under ``<cache>/bitrate/`` by the query list (paths, boxes, file contents), backbone, ratio, codec and
+    degradation: features and bit counts in one checksummed entry, checked on load (a damaged one is rebuilt).
     """
     spec = get_backbone_spec(backbone)
     items = dataset.split_items("query")
-    key = {"kind": "bitrate", "version": 1, "dataset": dataset.name,
+    key = {"kind": "bitrate", "version": 2, "dataset": dataset.name,
            "queries_sha256": dataset.listing_sha256(items), "n_images": len(items),
            "backbone": spec.name, "weights": spec.weights_id, "ratio": float(ratio), "codec": codec.name,
            "degradation": degradation, "reference": reference, "store_dtype": "float32"}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = cache_dir_or_default(cache_dir, "bitrate", f"{dataset.name}-{digest}.npz")
-    bits_path = path.with_suffix(".bits.npy")
-    cached = load_entry(path, key, spec.dim)
-    if cached is not None and bits_path.is_file():
-        return SentQueries(bits=np.load(bits_path), features=cached)
+    cached = load_arrays(path, key, ("features", "bits"), what="bit-rate cache",
+                         check=lambda arrays: _check_sent(arrays, len(items), spec.dim))
+    if cached is not None:
+        return SentQueries(bits=cached["bits"], features=cached["features"])
     bits, inputs = [], []
     for item in items:
         small = item_input(dataset, item, ratio, degradation=degradation, reference=reference,
@@ -113,9 +113,18 @@ def sent_queries(dataset: RetrievalDataset, ratio: float, codec: Codec, *, backb
         bits.append(n_bits)
         inputs.append(decoded.resize((spec.input_size, spec.input_size), Image.Resampling.BICUBIC))
     features = image_features(inputs, backbone, device, batch_size).astype(np.float32)
-    save_entry(path, features, key)
-    np.save(bits_path, np.asarray(bits, dtype=np.int64))
+    save_arrays(path, {"features": features, "bits": np.asarray(bits, dtype=np.int64)}, key)
     return SentQueries(bits=np.asarray(bits, dtype=np.int64), features=features)
+
+
+def _check_sent(arrays: dict[str, np.ndarray], n: int, dim: int) -> str | None:
+    """What is wrong with a cached :class:`SentQueries` (shapes, dtypes, bit counts), or ``None``."""
+    features, bits = arrays["features"], arrays["bits"]
+    if features.shape != (n, dim) or features.dtype != np.float32:
+        return f"its features have shape {features.shape} and dtype {features.dtype}, not ({n}, {dim}) float32"
+    if bits.shape != (n,) or bits.dtype != np.int64 or (bits <= 0).any():
+        return f"its bit counts have shape {bits.shape} and dtype {bits.dtype} or are not all positive"
+    return None
 
 
 def bitrate_curve(dataset: RetrievalDataset, ratios: Sequence[float], codecs: Sequence[Codec],

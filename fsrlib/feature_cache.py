@@ -32,7 +32,7 @@ from .backbones import BackboneSpec
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import ratio_label
 from .isr import Upscaler
-from .paths import arrays_sha256, atomic_path, load_arrays, save_arrays
+from .paths import arrays_sha256, atomic_path, discard, load_arrays, save_arrays
 
 FORMAT_VERSION = 2
 STORE_DTYPES = ("float16", "float32")
@@ -149,7 +149,7 @@ def scan_chunks(entry: Path, n_images: int, dim: int, store_dtype: str, unit: in
                 raise ValueError(f"rows {rows} overlap another chunk")
         except ValueError as err:
             dropped.append(f"{file.name}: {err}")
-            file.unlink(missing_ok=True)
+            discard(file, "feature cache chunk")
             continue
         found[rows] = features if keep_arrays else None
     if dropped:

@@ -59,7 +59,7 @@ from .feature_cache import (
 )
 from .inputs import load_item
 from .isr import Upscaler
-from .paths import cache_dir_or_default
+from .paths import cache_dir_or_default, locked
 
 __all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "assemble",
            "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
@@ -260,7 +260,7 @@ def extract_features(
     ``ratio=1`` is the high-resolution feature. Each image is read once per
     chunk and degraded at every ratio still missing from the cache; an
     interrupted run resumes from its chunks and gives exactly the uninterrupted
-    result. ``upscaler`` (an ISR model, :class:`fsrlib.isr.Upscaler`) replaces
+    result; a second process asking for the same entries waits for the first and reads what it built. ``upscaler`` (an ISR model, :class:`fsrlib.isr.Upscaler`) replaces
     the bicubic input by its super-resolved version ("ISR then features"). See
     :class:`FeatureRecipe` for ``decode``/``precision`` and :class:`LoaderConfig`
     for ``device``, ``batch_size``, ``chunk_size`` and ``workers``.
@@ -269,8 +269,12 @@ def extract_features(
     loader = LoaderConfig(device, batch_size, chunk_size, workers)
     plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
     if plan.missing:
-        compute_jobs(plan, pending_jobs(plan, loader), loader, progress=progress, on_chunk=on_chunk)
-        assemble(plan, loader)
+        # another process extracting the same entries holds their locks: wait, then use what it built
+        with locked([plan.paths[r] for r in plan.missing], "feature cache entry"):
+            plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
+            if plan.missing:
+                compute_jobs(plan, pending_jobs(plan, loader), loader, progress=progress, on_chunk=on_chunk)
+                assemble(plan, loader)
     return plan.features()
 
 

@@ -30,7 +30,7 @@ from .datasets import RetrievalDataset
 from .degrade import PAPER_RATIOS, Degradation, Reference, degrade, ratio_label
 from .inputs import load_item
 from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, rgb_to_ycbcr, ssim
-from .paths import atomic_path, cache_dir_or_default, read_checkpoint
+from .paths import cache_dir_or_default, read_checkpoint, save_checkpoint
 from .seed import set_seed
 
 #: The ratios the paper reports SRCNN at (Sec. 5): x2, x3, x4.
@@ -175,7 +175,7 @@ def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: st
                      callback: Callable[[dict], None] | None = None) -> tuple[nn.Module, dict, str]:
     """:func:`train_isr` on ``ds``'s training split, kept under ``<cache>/isr/``; returns (model, history, key).
 
-    An unreadable cached model is reported with a warning, deleted and trained again.
+    An unreadable or damaged cached model (checksum) is reported with a warning and trained again.
     """
     key = isr_key(ds, config)
     path = cache_dir_or_default(cache_dir, "isr", f"{config.model}-{key}.pt")
@@ -189,9 +189,8 @@ def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: st
     start = time.perf_counter()
     model, history = train_isr(hr, lr, config, callback)
     history["train_seconds"] = time.perf_counter() - start
-    with atomic_path(path) as tmp:
-        torch.save({"config": asdict(config), "model_config": asdict(model.config), "state_dict": model.state_dict(),
-                    "history": history}, tmp)
+    save_checkpoint(path, {"config": asdict(config), "model_config": asdict(model.config),
+                           "state_dict": model.state_dict(), "history": history})
     return model, history, key
 
 

@@ -12,14 +12,21 @@ from pathlib import Path
 import numpy as np
 
 
+def _env_folder(variable: str, default: Path) -> Path:
+    """The folder ``$variable`` names, made absolute, or ``default`` when it is unset or empty (an empty value
+    means "not set", as in the XDG conventions, never "the current directory")."""
+    value = os.environ.get(variable, "").strip()
+    return Path(value).expanduser().absolute() if value else default
+
+
 def cache_root() -> Path:
     """Feature and dataset cache: ``$FSRLIB_CACHE``, else ``~/.cache/fsrlib``."""
-    return Path(os.environ.get("FSRLIB_CACHE", Path.home() / ".cache" / "fsrlib")).expanduser()
+    return _env_folder("FSRLIB_CACHE", Path.home() / ".cache" / "fsrlib")
 
 
 def data_root() -> Path:
     """Where benchmarks are downloaded: ``$FSRLIB_DATA``, else ``~/fsrlib_data``."""
-    return Path(os.environ.get("FSRLIB_DATA", Path.home() / "fsrlib_data")).expanduser()
+    return _env_folder("FSRLIB_DATA", Path.home() / "fsrlib_data")
 
 
 def dev_data_root() -> Path | None:
@@ -29,6 +36,73 @@ def dev_data_root() -> Path | None:
     """
     value = os.environ.get("FSRLIB_DEV_DATA")
     return Path(value).expanduser() if value else None
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of one file's bytes (see :func:`files_sha256`)."""
+    return files_sha256([path])[0]
+
+
+def files_sha256(paths: Sequence[str | Path]) -> list[str]:
+    """SHA-256 of each file's bytes, computed once and remembered by the file's identity on disk (size, inode,
+    modification and status-change times), so a photo replaced in place, even by one of the same size and
+    modification time, gets a new digest, while an unchanged file is not read again. The memo is a small
+    SQLite table in :func:`cache_root` (safe for concurrent processes); where it cannot be opened or written,
+    digests are computed every time. A missing file raises ``FileNotFoundError`` naming it."""
+    import sqlite3
+
+    identities = []
+    for path in paths:
+        path = Path(path).absolute()
+        st = path.stat()
+        identities.append((str(path), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+    todo = [i for i in identities if i not in _DIGESTS]
+    if not todo:
+        return [_DIGESTS[i] for i in identities]
+    memo = _open_digest_memo()
+    try:
+        if memo is not None:
+            for identity in todo:
+                row = memo.execute("SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest WHERE path = ?",
+                                   (identity[0],)).fetchone()
+                if row is not None and tuple(row[:4]) == identity[1:]:
+                    _DIGESTS[identity] = row[4]
+        fresh = [(*identity, _read_sha256(identity[0])) for identity in todo if identity not in _DIGESTS]
+        _DIGESTS.update({f[:5]: f[5] for f in fresh})
+        if memo is not None and fresh:
+            with memo:
+                memo.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)", fresh)
+    except sqlite3.Error:
+        pass  # a read-only, busy or damaged memo only costs a recomputation next time
+    finally:
+        if memo is not None:
+            memo.close()
+    return [_DIGESTS.get(i) or _read_sha256(i[0]) for i in identities]
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _read_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_digest_memo():  # -> sqlite3.Connection | None
+    import sqlite3
+
+    try:
+        root = cache_root()
+        root.mkdir(parents=True, exist_ok=True)
+        memo = sqlite3.connect(root / "file-digests.sqlite3", timeout=60)
+        memo.execute("CREATE TABLE IF NOT EXISTS digest (path TEXT PRIMARY KEY, size INTEGER, inode INTEGER, "
+                     "mtime_ns INTEGER, ctime_ns INTEGER, sha256 TEXT)")
+        return memo
+    except (OSError, sqlite3.Error):
+        return None
 
 
 def cache_dir_or_default(cache_dir: str | Path | None, *parts: str) -> Path:
@@ -51,33 +125,127 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+#: The key under which :func:`save_checkpoint` stores the checkpoint's own checksum.
+CHECKSUM_KEY = "fsrlib_sha256"
+
+
+def state_sha256(state: object) -> str:
+    """Checksum of a checkpoint's content: every tensor's dtype, shape and bytes and every other value's ``repr``,
+    walked in key order, so a changed weight, optimiser moment, RNG state or history entry changes it."""
+    import torch
+
+    digest = hashlib.sha256()
+
+    def walk(value: object) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, np.ndarray):
+            digest.update(f"A{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, dict):
+            digest.update(b"{")
+            for k in sorted(value, key=repr):
+                digest.update(repr(k).encode())
+                walk(value[k])
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[" if isinstance(value, list) else b"(")
+            for v in value:
+                walk(v)
+            digest.update(b"]")
+        else:
+            digest.update(repr(value).encode())
+
+    walk(state)
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """``torch.save`` ``state`` with its :func:`state_sha256` atomically at ``path``: the one writer of every
+    fsrlib model checkpoint (G and D, the ISR networks, the student), read back by :func:`read_checkpoint`."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save({**state, CHECKSUM_KEY: state_sha256(state)}, tmp)
+
+
 def read_checkpoint(path: str | Path, device: str = "cpu", required: tuple[str, ...] = (), *,
                     weights_only: bool = False) -> dict | None:
-    """The dict a trainer saved at ``path`` with ``torch.save`` (every fsrlib model: G and D, the ISR networks,
-    the student); ``None`` if there is none or it is unusable.
+    """The dict :func:`save_checkpoint` wrote at ``path``, its checksum verified; ``None`` if there is none or it
+    is unusable.
 
-    An unusable file (truncated, not a checkpoint, or lacking one of the
-    ``required`` keys) is reported with a warning that names it and deleted,
-    so the caller builds it again: the way the feature cache treats a corrupt entry. ``weights_only=True``
-    refuses pickled objects (tensors and plain types only), for checkpoints that hold nothing else.
+    An unusable file (truncated, not a checkpoint, lacking one of the ``required`` keys, without a checksum or
+    failing it: damaged or edited) is reported with a warning that names it and ``None`` is returned, so the
+    caller trains again and writes a good one over it. ``weights_only=True`` refuses pickled objects (tensors and
+    plain types only), for checkpoints that hold nothing else.
     """
-    import torch  # here, so that finding folders does not import torch
-
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=weights_only)
-        missing = [k for k in required if k not in state] if isinstance(state, dict) else ["(not a dict)"]
-        problem = f"it lacks {', '.join(missing)}" if missing else None
-    except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"
-        problem = f"it cannot be read ({type(err).__name__}: {err})"
+    state, problem = checked_checkpoint(path, device, required, weights_only=weights_only)
     if problem:
-        warnings.warn(f"model checkpoint {path} is unusable because {problem}; deleting it and training again",
-                      stacklevel=3)
-        path.unlink(missing_ok=True)
+        warnings.warn(f"model checkpoint {path} is unusable because {problem}; training again", stacklevel=3)
         return None
     return state
+
+
+def checked_checkpoint(path: Path, device: str = "cpu", required: tuple[str, ...] = (), *,
+                       weights_only: bool = False) -> tuple[dict | None, str | None]:
+    """``(state, None)`` for a good checkpoint at ``path`` (see :func:`read_checkpoint`), else ``(None, what is
+    wrong with it)``."""
+    import torch  # here, so that finding folders does not import torch
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=weights_only)
+        if not isinstance(state, dict):
+            problem = "it is not a checkpoint dict"
+        elif missing := [k for k in (*required, CHECKSUM_KEY) if k not in state]:
+            problem = f"it lacks {', '.join(missing)}"
+        else:
+            stored = state.pop(CHECKSUM_KEY)
+            problem = None if stored == state_sha256(state) else "its checksum does not match (damaged or edited)"
+    except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"
+        problem = f"it cannot be read ({type(err).__name__}: {err})"
+    return (None, problem) if problem else (state, None)
+
+
+def discard(path: str | Path, what: str) -> None:
+    """Remove an unusable file fsrlib wrote (a cache entry, a chunk) so it is rebuilt; where it cannot be removed
+    (a read-only cache), raise a ``PermissionError`` that names it and says what to do."""
+    path = Path(path)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as err:
+        raise PermissionError(
+            f"{what} {path} is unusable and cannot be removed ({err.strerror or err}); the cache folder is not "
+            f"writable. Point FSRLIB_CACHE (or cache_dir) at a writable folder, or make {path.parent} "
+            "writable, and run again.") from err
+
+
+@contextmanager
+def locked(paths: Sequence[str | Path], what: str = "cache entry") -> Iterator[None]:
+    """Hold an exclusive lock (``<path>.lock``, :mod:`filelock`) on each of ``paths`` for the block, so two
+    processes building the same entries do not interleave: the second waits, says so, and then finds them
+    built. Locks are taken in sorted order (no deadlock) and die with their process (no stale lock)."""
+    from filelock import FileLock, Timeout
+
+    locks = []
+    try:
+        for path in sorted({Path(p) for p in paths}):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path) + ".lock")
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                warnings.warn(f"another process is building the {what} {path}; waiting for it", stacklevel=3)
+                lock.acquire()
+            locks.append(lock)
+        yield
+    finally:
+        for lock in reversed(locks):
+            lock.release()
 
 
 def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
@@ -115,6 +283,6 @@ def load_arrays(path: str | Path, key: dict, names: Sequence[str], *, what: str 
         problem = f"it cannot be read ({type(err).__name__}: {err})"
     if problem:
         warnings.warn(f"{what} {path} is unusable because {problem}; rebuilding it", stacklevel=3)
-        path.unlink(missing_ok=True)
+        discard(path, what)
         return None
     return arrays

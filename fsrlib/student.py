@@ -50,7 +50,7 @@ from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
 from .features import cache_key
 from .imageio import load_image
 from .pairs import FeaturePairs
-from .paths import atomic_path, cache_dir_or_default, load_arrays, read_checkpoint, save_arrays
+from .paths import cache_dir_or_default, file_sha256, load_arrays, read_checkpoint, save_arrays, save_checkpoint
 from .seed import deterministic
 
 FORMAT_VERSION = 1
@@ -210,7 +210,9 @@ def _digest(key: dict) -> str:
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+    """The photo's content digest (:func:`fsrlib.paths.file_sha256`, remembered while the file is unchanged), cut
+    to 24 hex digits: the form the pair cache's keys and the crops' seeds use."""
+    return file_sha256(path)[:24]
 
 
 def pair_key(digest: str, bbx, exif_transpose: bool, crop: int, cfg: StudentConfig) -> dict:
@@ -439,14 +441,13 @@ def save_student(path: Path, key: dict, result: TrainedStudent) -> None:
     state = {"key": json.dumps(key, sort_keys=True), "config": asdict(result.config),
              "training_images": result.training_images, "tail": result.model.tail.state_dict(),
              "history": result.history, "pair_seconds": result.pair_seconds, "train_seconds": result.train_seconds}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint(path, state)
 
 
 def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> TrainedStudent | None:
     """The student saved at ``path`` (rebuilt from its stored config alone); ``None`` if there is none.
     A file that cannot be read (:func:`fsrlib.paths.read_checkpoint`), whose key differs from ``key`` or whose
-    weights do not fit is reported, removed and ``None`` returned."""
+    weights do not fit is reported and ``None`` returned (a retrained student is written over it)."""
     state = read_checkpoint(path, device, required=STUDENT_CHECKPOINT_KEYS, weights_only=True)
     if state is None:
         return None
@@ -461,7 +462,6 @@ def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> Tr
     except Exception as err:  # stale key, a config this version cannot build, wrong shapes
         warnings.warn(f"student checkpoint {path} is unusable ({type(err).__name__}: {err}); rebuilding it",
                       stacklevel=2)
-        Path(path).unlink(missing_ok=True)
         return None
 
 

@@ -22,7 +22,7 @@ from .degrade import ratio_label
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
-from .paths import atomic_path, cache_dir_or_default, read_checkpoint
+from .paths import cache_dir_or_default, checked_checkpoint, read_checkpoint, save_checkpoint
 from .retrieval import non_finite_rows
 from .seed import set_seed
 
@@ -141,7 +141,7 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
     ``callback`` receives ``{"event": "step" | "epoch", ...}`` dicts. With
     ``checkpoint`` set, state is saved after every epoch; ``resume=True``
     continues from it (the stored config must match); an unreadable checkpoint
-    is reported with a warning, deleted and trained again from the start.
+    (damaged, or failing its checksum) is reported with a warning and trained again from the start.
     """
     config = config or TrainConfig()
     if config.loss not in ("gan", "mse"):
@@ -218,8 +218,7 @@ def _save_state(path, config, generator, critic, opt_g, opt_d, epoch, history, r
              "torch_rng": torch.get_rng_state(), "generator": generator.state_dict(), "opt_g": opt_g.state_dict(),
              "critic": critic.state_dict() if critic is not None else None,
              "opt_d": opt_d.state_dict() if opt_d is not None else None}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint(path, state)
 
 
 def _load_state(state, path, config, generator, critic, opt_g, opt_d, rng) -> tuple[int, dict]:
@@ -241,10 +240,10 @@ def _load_state(state, path, config, generator, critic, opt_g, opt_d, rng) -> tu
 
 def load_generator(path: str | Path, device: str = "cpu") -> FeatureGenerator:
     """Rebuild a trained G from a checkpoint alone (its config is stored inside)."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - zip, pickle and EOF errors all mean "unreadable"
-        raise ValueError(f"cannot read the checkpoint {path} ({type(err).__name__}: {err}); train it again") from err
+    state, problem = checked_checkpoint(Path(path), device, required=CHECKPOINT_KEYS)
+    if state is None:
+        raise ValueError(f"cannot read the checkpoint {path}: {problem}; train it again "
+                         "(fsrlib.train.train_cached, or train_fsrgan with checkpoint=...)")
     generator = FeatureGenerator(GeneratorConfig(**state["config"]["generator"])).to(device)
     generator.load_state_dict(state["generator"])
     return generator.eval()

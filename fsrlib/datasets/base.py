@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..paths import files_sha256
+
 Box = tuple[float, float, float, float]
 
 
@@ -69,10 +71,15 @@ class RetrievalDataset:
         return self.root / relative
 
     def listing_sha256(self, items: Sequence[ImageItem]) -> str:
-        """SHA-256 of what identifies ``items`` on disk: each path, crop box and file size (a replaced file almost
-        always changes size; a missing one counts as size -1 and is reported when it is read). The one fingerprint
-        of an image list that every cache keys on (features, bit-rate queries, ISR training sets)."""
-        listing = [[it.path, it.bbx, _file_size(self.path(it.path))] for it in items]
+        """SHA-256 of what identifies ``items``: each path, crop box and the digest of the file's bytes
+        (:func:`fsrlib.paths.files_sha256`, remembered while the file is unchanged on disk), so a photo replaced
+        by another, or rotated in place by an EXIF edit, changes every key built on it. A missing file counts as
+        absent and is reported when it is read. The one fingerprint of an image list that every cache keys on
+        (features, bit-rate queries, ISR and student training sets)."""
+        paths = [self.path(it.path) for it in items]
+        present = [p for p in paths if p.is_file()]
+        digests = dict(zip(present, files_sha256(present)))
+        listing = [[it.path, it.bbx, digests.get(p, "absent")] for it, p in zip(items, paths)]
         return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
     @property
@@ -91,10 +98,3 @@ def _as_box(bbx: Sequence[float] | None) -> Box | None:
         return None
     x1, y1, x2, y2 = (float(v) for v in bbx)
     return (x1, y1, x2, y2)
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1

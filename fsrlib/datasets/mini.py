@@ -162,29 +162,94 @@ def default_root() -> Path:
     return cache_root() / "datasets" / f"mini-v{MINI_VERSION}"
 
 
+class NotAMiniFolderError(ValueError):
+    """A folder given for ``mini`` holds files fsrlib did not put there; fsrlib refuses to build over them."""
+
+
+#: Written into every manifest fsrlib builds, so a folder of ours can be told from a folder of the user's.
+BUILT_BY = "fsrlib.datasets.mini"
+
+
 def load_mini(root: str | Path | None = None) -> RetrievalDataset:
-    """Load the mini dataset, building it first (atomically) if absent, stale or damaged."""
+    """Load the mini dataset, building it first if absent, stale or damaged.
+
+    It is built in a temporary folder beside ``root`` and renamed into place, so an interrupted build leaves
+    nothing half-written. It never deletes what fsrlib did not create: ``root`` is built into only if it does
+    not exist, is empty, or holds a mini build of fsrlib's and nothing else; any other folder (a folder of
+    photos, a home folder given by mistake) raises :class:`NotAMiniFolderError` and is left untouched.
+    """
     root = Path(root) if root is not None else default_root()
-    manifest_path = root / "manifest.json"
-    manifest = _read_valid_manifest(root, manifest_path)
+    manifest = _read_valid_manifest(root, root / "manifest.json")
     if manifest is None:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".mini-building-", dir=root.parent))
-        try:
-            manifest = build_mini(tmp)
-            manifest["sha256"] = files_digest(tmp, manifest["images"] + manifest["queries"] + manifest["train"])
-            (tmp / "manifest.json").write_text(json.dumps(manifest))
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(tmp, root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        refusal = _why_not_ours(root)
+        if refusal:
+            raise NotAMiniFolderError(
+                f"{root} {refusal}, so fsrlib will not build the mini dataset there (it never deletes or "
+                f"overwrites files it did not create). Pass a new or empty folder as data_dir, or none at all to "
+                f"use the cache ({default_root()}); to load a benchmark from that folder, name the benchmark "
+                f"(e.g. dataset='holidays').")
+        manifest = _build_into(root)
     return RetrievalDataset(
         name="mini", root=root, images=tuple(manifest["images"]), queries=tuple(manifest["queries"]),
         gnd=tuple({**g, "bbx": None} for g in manifest["gnd"]), train=tuple(manifest["train"]),
         notes=("smoke-scale stand-in built from sample photographs in installed wheels; not a benchmark",),
         version=manifest["sha256"],
     )
+
+
+def _why_not_ours(root: Path) -> str | None:
+    """``None`` if fsrlib may (re)build mini at ``root``: it is absent, an empty folder, or a mini build of
+    fsrlib's holding nothing but the files its manifest names; otherwise why not, in words."""
+    if not root.exists() and not root.is_symlink():
+        return None
+    if not root.is_dir():
+        return "is not a folder"
+    entries = sorted(p.name for p in root.iterdir())
+    if not entries:
+        return None
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+        listed = {*manifest["images"], *manifest["queries"], *manifest["train"], "manifest.json"}
+        is_ours = manifest.get("built_by", BUILT_BY) == BUILT_BY and "sha256" in manifest
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        is_ours, listed = False, set()
+    foreign = [str(p.relative_to(root)) for p in sorted(root.rglob("*"))
+               if not p.is_dir() or p.is_symlink()] if is_ours else entries
+    foreign = [f for f in foreign if f not in listed]
+    if not foreign:
+        return None
+    shown = ", ".join(repr(f) for f in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+    return (f"holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} that fsrlib's mini build did not "
+            f"make ({shown})")
+
+
+def _build_into(root: Path) -> dict:
+    """Build mini in a fresh temporary folder beside ``root`` and move it into place; a previous build of ours
+    at ``root`` (checked by the caller) is moved aside first and removed only once the new one is in place."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".mini-building-", dir=root.parent))
+    old = None
+    try:
+        manifest = build_mini(tmp)
+        manifest["built_by"] = BUILT_BY
+        manifest["sha256"] = files_digest(tmp, manifest["images"] + manifest["queries"] + manifest["train"])
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        if root.is_dir() and any(root.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=".mini-old-", dir=root.parent))
+            os.replace(root, old)  # onto the empty folder mkdtemp made
+        try:
+            os.replace(tmp, root)  # onto nothing, or an empty folder
+        except OSError:
+            # another process built it meanwhile: use theirs if it is valid
+            theirs = _read_valid_manifest(root, root / "manifest.json")
+            if theirs is None:
+                raise
+            return theirs
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return manifest
 
 
 def _read_valid_manifest(root: Path, manifest_path: Path) -> dict | None:
