@@ -14,18 +14,25 @@ larger than ``d``; ``shrinkage`` ``s`` pulls them toward their mean first,
 down-weights the directions that many images share ("co-occurrences"), which is
 why it tends to raise mAP; it also shrinks the index (4096 -> 512 dimensions is
 8x less memory and work per vector).
+
+:meth:`PCAWhitening.save` writes atomically with a checksum of every value; :meth:`PCAWhitening.load` verifies
+it and the shapes, dtypes and finiteness, and names the file and what to do when it fails. fsrlib keeps no
+whitening in its cache (benchmarks learn them in memory), so a damaged file is an error, never silently rebuilt.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .paths import arrays_sha256, save_arrays
 from .retrieval import l2_normalize, non_finite_rows
 
-FORMAT_VERSION = 1
+#: 2: every value checksummed (``fsrlib.paths.save_arrays``); 1: no checksum, still read.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -51,22 +58,103 @@ class PCAWhitening:
         return pca_whiten(features, self, chunk_rows)
 
     def save(self, path: str | Path) -> None:
-        """Write to ``path`` (``.npz``) through a temporary file, so a crash leaves no half-written file."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, format=FORMAT_VERSION, mean=self.mean, projection=self.projection,
-                     eigenvalues=self.eigenvalues, power=self.power, shrinkage=self.shrinkage)
-        tmp.replace(path)
+        """Write to ``path`` (``.npz``) atomically, with a checksum of every value that :meth:`load` verifies."""
+        problem = whitening_problem(self.arrays())
+        if problem is not None:
+            raise ValueError(f"refusing to save a broken whitening to {path}: {problem}")
+        save_arrays(path, self.arrays(), {"what": "PCAWhitening", "format": FORMAT_VERSION})
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every value of the whitening as a named array (what :meth:`save` writes and checksums)."""
+        return {"mean": np.asarray(self.mean), "projection": np.asarray(self.projection),
+                "eigenvalues": np.asarray(self.eigenvalues), "power": np.float64(self.power),
+                "shrinkage": np.float64(self.shrinkage)}
 
     @classmethod
     def load(cls, path: str | Path) -> PCAWhitening:
-        """Read what :meth:`save` wrote."""
-        with np.load(path) as f:
-            if int(f["format"]) != FORMAT_VERSION:
-                raise ValueError(f"{path} holds a whitening of format {int(f['format'])}, this fsrlib reads "
-                                 f"format {FORMAT_VERSION}: learn it again with learn_pca_whitening")
-            return cls(f["mean"], f["projection"], f["eigenvalues"], float(f["power"]), float(f["shrinkage"]))
+        """Read what :meth:`save` wrote, verified: its checksum (files of format 1, written before there was one,
+        are read without), then shapes, dtypes and finite values. A file that fails is a
+        :class:`WhiteningFileError` naming it and saying to learn the whitening again; none is a
+        ``FileNotFoundError``."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no whitening file at {path}; {RELEARN}")
+        arrays = read_whitening_arrays(path)
+        problem = whitening_problem(arrays)
+        if problem is not None:
+            raise WhiteningFileError(f"whitening file {path} is damaged: {problem}; {RELEARN}")
+        return cls(arrays["mean"], arrays["projection"], arrays["eigenvalues"], float(arrays["power"]),
+                   float(arrays["shrinkage"]))
+
+
+class WhiteningFileError(ValueError):
+    """A saved whitening cannot be read, fails its checksum or holds values no whitening can have."""
+
+
+RELEARN = ("learn it again with learn_pca_whitening(features, ...) and save it (fsrlib does not keep whitenings in "
+           "its cache; only you can rebuild this file)")
+_NAMES = ("mean", "projection", "eigenvalues", "power", "shrinkage")
+
+
+def read_whitening_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The named arrays of a whitening file at ``path``, checksum verified (format 2; format 1 has none).
+
+    Raises :class:`WhiteningFileError` naming ``path`` for an unreadable file, another file's content, an unknown
+    format or a wrong checksum.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {name: data[name] for name in data.files}
+    except Exception as err:  # zip, CRC, .npy-instead-of-.npz and EOF errors all mean unreadable
+        raise WhiteningFileError(f"whitening file {path} cannot be read ({type(err).__name__}: {err}): it is "
+                                 f"truncated, damaged or not a whitening; {RELEARN}") from err
+    missing = [name for name in _NAMES if name not in stored]
+    if missing:
+        raise WhiteningFileError(f"{path} is not a whitening file (it lacks {missing}); {RELEARN}")
+    arrays = {name: stored[name] for name in _NAMES}
+    if "sha256" not in stored and _stored_format(stored) == 1:
+        return arrays
+    if (found := _stored_format(stored)) != FORMAT_VERSION:
+        raise WhiteningFileError(f"{path} holds a whitening of format {found or 'unknown'}, this fsrlib reads "
+                                 f"formats 1 and {FORMAT_VERSION}; {RELEARN}")
+    if str(stored.get("sha256", "")) != arrays_sha256(arrays):
+        raise WhiteningFileError(f"whitening file {path} is damaged: its checksum does not match; {RELEARN}")
+    return arrays
+
+
+def _stored_format(stored: dict[str, np.ndarray]) -> int | None:
+    """The format of a whitening file's arrays: ``format`` (version 1) or the saved key's (version 2)."""
+    try:
+        if "key" in stored:
+            return int(json.loads(str(stored["key"]))["format"])
+        return int(stored["format"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def whitening_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """What makes ``arrays`` (see :meth:`PCAWhitening.arrays`) no whitening, or ``None``: ``mean`` (D,),
+    ``projection`` (D, d) with d <= D, ``eigenvalues`` (d,) non-negative and non-increasing, all floating point
+    and finite, ``power`` finite and ``shrinkage`` in [0, 1]."""
+    mean, projection, eigenvalues = arrays["mean"], arrays["projection"], arrays["eigenvalues"]
+    if mean.ndim != 1 or projection.ndim != 2 or eigenvalues.ndim != 1:
+        return (f"shapes mean {mean.shape}, projection {projection.shape}, eigenvalues {eigenvalues.shape} are not "
+                "(D,), (D, d), (d,)")
+    if not (projection.shape[0] == mean.shape[0] >= projection.shape[1] == eigenvalues.shape[0] >= 1):
+        return (f"shapes mean {mean.shape}, projection {projection.shape}, eigenvalues {eigenvalues.shape} do not "
+                "fit together as (D,), (D, d), (d,) with 1 <= d <= D")
+    values = {name: np.asarray(arrays[name]) for name in _NAMES}
+    not_float = [name for name, v in values.items() if not np.issubdtype(v.dtype, np.floating)]
+    if not_float:
+        return f"not floating point: {', '.join(not_float)}"
+    not_finite = [name for name, v in values.items() if not np.isfinite(v).all()]
+    if not_finite:
+        return f"NaN or inf in {', '.join(not_finite)}"
+    if (eigenvalues < 0).any() or (np.diff(eigenvalues) > 0).any():
+        return f"the eigenvalues {eigenvalues[:5].tolist()}... are not non-negative and decreasing"
+    if not 0.0 <= float(values["shrinkage"]) <= 1.0:
+        return f"shrinkage {float(values['shrinkage'])} is outside [0, 1]"
+    return None
 
 
 def learn_pca_whitening(features: np.ndarray, dim: int = 512, *, power: float = 1.0, shrinkage: float = 0.0,

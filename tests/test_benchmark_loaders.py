@@ -25,8 +25,14 @@ def holidays_tree(root: Path, folder: str = "jpg") -> None:
 
 def test_holidays_groups_queries_and_self_junk(tmp_path):
     holidays_tree(tmp_path)
-    with pytest.warns(UserWarning, match="6 of 1491 images, 3 of 500 queries"):
+    with pytest.warns(UserWarning) as caught:
         ds = load_dataset("holidays", tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert any("6 of 1491 images, 3 of 500 queries" in m for m in messages)
+    # the lone query is kept and named, never dropped without a word
+    assert any(m.startswith("1 Holidays query has no other photo") and m.endswith("mAP (a query without positives "
+                                                                                  "has no AP): jpg/100200.jpg.")
+               for m in messages)
     assert ds.protocol == "holidays" and ds.exif_transpose
     assert [Path(q).stem for q in ds.queries] == ["100000", "100100", "100200"]
     assert len(ds.images) == 6  # queries stay in the database...
@@ -35,13 +41,58 @@ def test_holidays_groups_queries_and_self_junk(tmp_path):
     assert ds.gnd[2]["ok"] == []  # a group with a lone query has no positives: left out of mAP
     # a ranking that puts each query first scores exactly as if the query were absent
     ranks = np.array([[0, 1, 2, 3, 4, 5], [3, 4, 0, 1, 2, 5], [5, 0, 1, 2, 3, 4]]).T
-    assert compute_map(ranks, ds.gnd)[0] == pytest.approx(1.0)
+    m_ap, aps, _, _ = compute_map(ranks, ds.gnd)
+    assert m_ap == pytest.approx(1.0) and np.isnan(aps[2])  # the lone query: no AP, out of the mean
     assert not ds.train and any("no training split" in n for n in ds.notes)
+
+
+@pytest.mark.parametrize("copy", ["jpg/extra/100100.jpg", "jpg/100100.JPG", "jpg/jpg2/100100.jpeg"])
+def test_holidays_same_name_twice_is_an_error(tmp_path, copy):
+    """A second 100100 used to add a query (5 instead of 4 on a real copy, mAP 0.927 -> 0.940)."""
+    holidays_tree(tmp_path)
+    jpg(tmp_path / copy)
+    first, second = sorted(["jpg/100100.jpg", copy])
+    with pytest.raises(ValueError, match=rf"1 image name\(s\) occur more than once .*\({first} and {second}\).*"
+                                         "each name occurs once"):
+        load_dataset("holidays", tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:.*partly present")
+def test_holidays_suffixes_in_any_case_and_subfolders(tmp_path):
+    """Group ids come from the name alone, so .JPG, .jpeg and folders (jpg1/, jpg2/) change nothing."""
+    for rel in ("jpg/100000.JPG", "jpg/a/100001.jpeg", "jpg/b/100002.Jpg", "jpg/b/100100.JPEG", "jpg/100101.jpg"):
+        jpg(tmp_path / rel)
+    ds = load_dataset("holidays", tmp_path)
+    assert ds.images == ("jpg/100000.JPG", "jpg/a/100001.jpeg", "jpg/b/100002.Jpg", "jpg/b/100100.JPEG",
+                         "jpg/100101.jpg")  # database order: by image name, wherever the file is
+    assert ds.queries == ("jpg/100000.JPG", "jpg/b/100100.JPEG")
+    assert [(g["ok"], g["junk"]) for g in ds.gnd] == [([1, 2], [0]), ([4], [3])]
+
+
+def test_holidays_ignored_files_and_groups_without_query_are_reported(tmp_path):
+    holidays_tree(tmp_path)
+    (tmp_path / "jpg" / "100200.jpg").unlink()
+    (tmp_path / "jpg" / "100100.jpg").unlink()
+    jpg(tmp_path / "jpg" / "IMG_0001.jpg")
+    jpg(tmp_path / "jpg" / "1000000.jpg")
+    (tmp_path / "jpg" / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning) as caught:
+        ds = load_dataset("holidays", tmp_path)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "1 group(s) have photos but not their query NNNN00 (e.g. 1001)" in messages
+    assert "2 image file(s) not named NNNNNN (six digits, the Holidays naming) are ignored: jpg/1000000.jpg, " \
+           "jpg/IMG_0001.jpg." in messages
+    assert ds.queries == ("jpg/100000.jpg",) and len(ds.images) == 4
 
 
 def test_holidays_rotated_release_and_absent(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="fetch.py holidays_rotated"):
         load_dataset("holidays_rotated", tmp_path)
+    jpg(tmp_path / "jpg_rotated" / "IMG_0001.JPG")
+    with pytest.raises(DatasetNotFoundError, match=r"its 1 image files, e.g. jpg_rotated/IMG_0001.JPG, are not so "
+                                                   r"named\). Run `python data_scripts/fetch.py holidays_rotated"):
+        load_dataset("holidays_rotated", tmp_path)
+    (tmp_path / "jpg_rotated" / "IMG_0001.JPG").unlink()
     holidays_tree(tmp_path, "jpg_rotated")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -93,6 +144,64 @@ def test_revisited_needs_its_pickle(tmp_path):
         load_dataset("rparis6k", tmp_path)
 
 
+def test_revisited_names_with_suffix_are_the_same_images(tmp_path):
+    revisited_tree(tmp_path)
+    expected = load_quietly("roxford5k", tmp_path)
+    with (tmp_path / "gnd_roxford5k.pkl").open("rb") as fh:
+        cfg = pickle.load(fh)
+    cfg["imlist"] = [n + (".jpg" if i % 2 else ".JPG") for i, n in enumerate(cfg["imlist"])]
+    cfg["qimlist"][0] += ".jpg"
+    with (tmp_path / "gnd_roxford5k.pkl").open("wb") as fh:
+        pickle.dump(cfg, fh)
+    ds = load_quietly("roxford5k", tmp_path)
+    assert (ds.images, ds.queries, ds.gnd) == (expected.images, expected.queries, expected.gnd)
+
+
+def load_quietly(name: str, root: Path):
+    """Load a miniature copy, ignoring the "partly present" warning every miniature copy gives."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*partly present")
+        return load_dataset(name, root)
+
+
+def damaged_pickle(cfg: dict, how: str) -> bytes:
+    """The bytes of ``gnd_*.pkl`` damaged in one way (see the test below)."""
+    good = pickle.dumps(cfg)
+    edits = {
+        "truncated": lambda c: good[: len(good) // 2], "html": lambda c: b"<html>404 Not Found</html>",
+        "empty": lambda c: b"", "a list": lambda c: pickle.dumps([c]),
+        "no gnd": lambda c: pickle.dumps({k: v for k, v in c.items() if k != "gnd"}),
+        "index outside": lambda c: pickle.dumps({**c, "gnd": [{**c["gnd"][0], "easy": [0, 99]}, c["gnd"][1]]}),
+        "float index": lambda c: pickle.dumps({**c, "gnd": [{**c["gnd"][0], "hard": [1.5]}, c["gnd"][1]]}),
+        "no hard": lambda c: pickle.dumps({**c, "gnd": [{"bbx": None, "easy": [], "junk": []}, c["gnd"][1]]}),
+        "bad box": lambda c: pickle.dumps({**c, "gnd": [{**c["gnd"][0], "bbx": [1, 2, 3]}, c["gnd"][1]]}),
+        "one gnd short": lambda c: pickle.dumps({**c, "gnd": c["gnd"][:1]}),
+        "name twice": lambda c: pickle.dumps({**c, "imlist": c["imlist"][:4] + ["all_souls_000001.jpg"]}),
+        "imlist a string": lambda c: pickle.dumps({**c, "imlist": "all_souls_000001"}),
+    }
+    return edits[how](cfg)
+
+
+@pytest.mark.parametrize(("how", "problem"), [
+    ("truncated", "cannot be read as revisitop ground truth"), ("html", "UnpicklingError"), ("empty", "EOFError"),
+    ("a list", "it holds a list, not a dict"), ("no gnd", r"it lacks \['gnd'\]"),
+    ("index outside", r"q_000009 has easy indices outside imlist's 0..4"), ("float index", "hard indices outside"),
+    ("no hard", r"keys \['easy', 'hard', 'junk'\]"), ("bad box", "bbx .* not four numbers"),
+    ("one gnd short", "one entry per query"), ("name twice", "imlist names an image more than once"),
+    ("imlist a string", "imlist is not a list of image names"),
+])
+def test_damaged_revisited_pickle_is_named_with_what_to_do(tmp_path, how, problem):
+    from fsrlib.datasets.revisited import DamagedGroundTruthError
+
+    revisited_tree(tmp_path)
+    with (tmp_path / "gnd_roxford5k.pkl").open("rb") as fh:
+        cfg = pickle.load(fh)
+    (tmp_path / "gnd_roxford5k.pkl").write_bytes(damaged_pickle(cfg, how))
+    with pytest.raises(DamagedGroundTruthError, match=rf"gnd_roxford5k.pkl .*{problem}.*Delete it and run "
+                                                      rf"`python data_scripts/fetch.py roxford5k --data-dir "):
+        load_quietly("roxford5k", tmp_path)
+
+
 def test_paris_corrupt_images_are_dropped(tmp_path, caplog):
     from tests.test_datasets import write_gt
 
@@ -101,11 +210,13 @@ def test_paris_corrupt_images_are_dropped(tmp_path, caplog):
     write_gt(tmp_path / "paris_120310", "louvre_1", "paris_louvre_000001", (0, 0, 5, 5),
              good=["paris_louvre_000136"])
     assert "paris_louvre_000136" in PARIS_CORRUPT and len(PARIS_CORRUPT) == 20
-    with caplog.at_level("INFO"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with caplog.at_level("INFO"), pytest.warns(UserWarning) as caught:
         ds = load_dataset("paris6k", tmp_path)
     assert ds.images == ("paris/louvre/paris_louvre_000001.jpg",)
     assert "dropped 1 known-corrupt" in caplog.text
+    # the positive it named is reported as the corrupt file it is, not as an unknown name
+    assert any("so are the 1 known-corrupt Paris6k file(s) it names" in str(w.message) and
+               "with no image found" not in str(w.message) for w in caught)
 
 
 def test_distractors_are_appended_after_the_database(tmp_path, tiny_dataset):

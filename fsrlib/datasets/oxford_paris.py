@@ -2,17 +2,22 @@
 
 Ground truth files ``<query>_{query,good,ok,junk}.txt``: the query file holds
 ``<image> x1 y1 x2 y2`` (corners, not width/height); positives are good + ok,
-junk is junk. Images missing from disk (a partial download, or the shared
-Paris subset) are removed from the image list and from every ground-truth
-list; queries whose own image is missing are dropped. Both are reported, as
-are queries left with no positive (they do not count in mAP). A missing
-ground-truth file, one image name in two folders, and a query box that selects
-no pixel are errors found when loading, before any feature is extracted.
+junk is junk. Names are compared without their folder, a known image suffix
+(``.jpg``, ``.jpeg``, any case) or Oxford's ``oxc1_`` prefix, so ``x.jpg``,
+``x.JPG`` and ``x`` name the same image. Images the ground truth names that are
+not on disk (a partial download, or the shared Paris subset) are removed from
+every ground-truth list; queries whose own image is missing are dropped. Both
+are reported with counts and examples, as are queries left with no positive
+(they do not count in mAP). A missing ground-truth file, one image name in two
+places, and a query box that selects no pixel are errors found when loading,
+before any feature is extracted.
 """
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +47,30 @@ PARIS_CORRUPT: frozenset[str] = frozenset(
 log = logging.getLogger(__name__)
 
 
-def read_names(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+#: Suffixes of the benchmarks' images, compared in lower case (``.JPG`` files count).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
+
+
+def image_name(name: str, prefix: str = "") -> str:
+    """The name by which ground truth and image files are matched: ``name`` without a known image suffix (any
+    case) and without ``prefix`` (Oxford's ``oxc1_``), so ``"x.jpg"``, ``"x.JPG"`` and ``"x"`` are one image."""
+    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+        name = name[: -len(Path(name).suffix)]
+    return name[len(prefix):] if prefix and name.startswith(prefix) else name
+
+
+def read_names(path: Path, prefix: str = "") -> list[str]:
+    """The image names listed one per line in ``path``, as :func:`image_name` (blank lines skipped)."""
+    return [image_name(line.strip(), prefix) for line in read_text(path).splitlines() if line.strip()]
+
+
+def read_text(path: Path) -> str:
+    """The text of a ground-truth file; one that is not text is an error naming it."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a text file ({err}): the ground truth is damaged; unpack its archive "
+                         "again (see data_scripts/README.md) or restore the file") from None
 
 
 def read_ground_truth_file(path: Path, name: str) -> list[str]:
@@ -54,57 +81,70 @@ def read_ground_truth_file(path: Path, name: str) -> list[str]:
             f"{path} is missing: every '<query>_query.txt' of {name} needs its _good.txt, _ok.txt and _junk.txt "
             f"beside it (an empty file if it lists nothing). The ground truth is incomplete; unpack "
             f"{layout['archives']} again (`python data_scripts/fetch.py {name}`), or restore the file.")
-    return read_names(path)
+    return read_names(path, LAYOUTS[name]["prefix"])
 
 
 def parse_query_file(path: Path, prefix: str) -> tuple[str, tuple[float, float, float, float]]:
-    parts = path.read_text().split()
+    """The query image's name (as :func:`image_name`) and box ``(x1, y1, x2, y2)`` of a ``<query>_query.txt``."""
+    parts = read_text(path).split()
     if len(parts) != 5:
         raise ValueError(f"{path}: expected '<image> x1 y1 x2 y2', got {parts!r}")
-    name = parts[0][len(prefix):] if prefix and parts[0].startswith(prefix) else parts[0]
     try:
         x1, y1, x2, y2 = (float(v) for v in parts[1:])
     except ValueError:
         raise ValueError(f"{path}: the box {parts[1:]} is not four numbers x1 y1 x2 y2") from None
-    return name, (x1, y1, x2, y2)
+    return image_name(parts[0], prefix), (x1, y1, x2, y2)
 
 
-#: Suffixes of the benchmarks' images, compared in lower case (``.JPG`` files count).
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
+def find_images(root: Path, image_dir: Path) -> dict[str, str]:
+    """``{name: path relative to root}`` of every image file under ``image_dir`` (any folder depth; suffixes in
+    :data:`IMAGE_SUFFIXES`, any case), keyed by :func:`image_name`.
 
-
-def images_on_disk(root: Path, image_dir: Path) -> dict[str, str]:
-    """``{stem: path relative to root}`` of the JPEGs under ``image_dir``, without Paris6k's corrupt files.
-
-    The ground truth names images by stem alone, so one stem in two places (two
-    landmark folders, or ``a.jpg`` beside ``a.JPG``) is an error, not a silent choice.
+    Ground truth names images without their folder or suffix, so one name in two
+    places (two folders, or ``a.jpg`` beside ``a.JPG``) is an error naming both
+    paths, not a silent choice that would change the benchmark.
     """
     found: dict[str, list[str]] = {}
     for p in sorted(image_dir.rglob("*")):
         if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-            found.setdefault(p.stem, []).append(p.relative_to(root).as_posix())
-    repeated = {stem: paths for stem, paths in found.items() if len(paths) > 1}
+            found.setdefault(image_name(p.name), []).append(p.relative_to(root).as_posix())
+    repeated = [paths for paths in found.values() if len(paths) > 1]
     if repeated:
-        listing = "; ".join(" and ".join(paths) for paths in list(repeated.values())[:5])
+        listing = "; ".join(" and ".join(paths) for paths in repeated[:5])
         raise ValueError(
             f"{len(repeated)} image name(s) occur more than once under {image_dir} ({listing}"
-            f"{'; ...' if len(repeated) > 5 else ''}). The ground truth names images without their folder, so it "
-            "cannot tell which is meant: remove or rename the copies so each name occurs once.")
-    on_disk = {stem: paths[0] for stem, paths in found.items()}
+            f"{'; ...' if len(repeated) > 5 else ''}). Images are known by their name alone (the ground truth "
+            "names none by folder or suffix), so each would count twice or one would silently replace the other: "
+            "remove or rename the copies so each name occurs once.")
+    return {stem: paths[0] for stem, paths in found.items()}
+
+
+def images_on_disk(root: Path, image_dir: Path) -> dict[str, str]:
+    """:func:`find_images` without Paris6k's known-corrupt files (logged when present)."""
+    on_disk = find_images(root, image_dir)
     corrupt = sorted(PARIS_CORRUPT & on_disk.keys())
     if corrupt:
         log.info("dropped %d known-corrupt Paris6k images (HTML error pages): %s", len(corrupt), ", ".join(corrupt))
     return {stem: rel for stem, rel in on_disk.items() if stem not in PARIS_CORRUPT}
 
 
+def examples(names: Collection[str], limit: int = 3) -> str:
+    """Up to ``limit`` of ``names``, sorted, for a message: ``"a, b, c, ..."``."""
+    shown = sorted(names)[:limit]
+    return ", ".join(shown) + (", ..." if len(names) > limit else "")
+
+
 def check_query_boxes(name: str, root: Path, queries: list[str], gnd: list[dict[str, Any]]) -> None:
     """Refuse query boxes that leave no pixel of their image (NaN, ``x2 <= x1``, outside the image).
 
     Image sizes are read from the file headers (no decoding), so a bad box is
-    reported when the dataset is loaded instead of after its database was extracted.
+    reported when the dataset is loaded instead of after its database was
+    extracted. A query without a box (``bbx`` None) is the whole image.
     """
     problems = []
     for query, g in zip(queries, gnd):
+        if g["bbx"] is None:
+            continue
         try:
             with Image.open(root / query) as img:
                 size = img.size
@@ -113,8 +153,61 @@ def check_query_boxes(name: str, root: Path, queries: list[str], gnd: list[dict[
             problems.append(f"{g['id']}: {err}")
     if problems:
         raise ValueError(f"{name}: {len(problems)} query box(es) select no pixel of their image; fix the "
-                         "'<query>_query.txt' files (x1 y1 x2 y2, corners in pixels) or the images:\n  "
+                         "query boxes in the ground truth (x1 y1 x2 y2, corners in pixels) or the images:\n  "
                          + "\n  ".join(problems))
+
+
+@dataclass
+class GroundTruthTally:
+    """What the ground truth of the kept queries lists, against what was found on disk."""
+
+    positives: int = 0
+    positives_found: int = 0
+    junk: int = 0
+    junk_found: int = 0
+    not_found: set[str] = field(default_factory=set)
+    no_positive: list[str] = field(default_factory=list)
+
+    def add(self, query_id: str, positives: list[str], junk: list[str], index: dict[str, int]) -> None:
+        """Count one query's lists; ``index`` maps the names found on disk to database indices."""
+        self.positives += len(set(positives))
+        self.positives_found += len({n for n in positives if n in index})
+        self.junk += len(set(junk))
+        self.junk_found += len({n for n in junk if n in index})
+        self.not_found |= {n for n in positives + junk if n not in index}
+        if not any(n in index for n in positives):
+            why = (f"none of the {len(set(positives))} it lists is among the images found, e.g. "
+                   f"{examples(set(positives), 1)}" if positives else "its ground truth lists none")
+            self.no_positive.append(f"{query_id} ({why})")
+
+
+def ground_truth_entry(stem: str, bbx: tuple[float, float, float, float], positives: list[str], junk: list[str],
+                       index: dict[str, int]) -> dict[str, Any]:
+    """One query's ``{"ok", "junk", "bbx", "id"}`` over the database indices of the names found on disk."""
+    return {"ok": sorted({index[n] for n in positives if n in index}),
+            "junk": sorted({index[n] for n in junk if n in index}), "bbx": bbx, "id": stem}
+
+
+def missing_note(name: str, layout: dict[str, Any], n_images: int, kept: list[str], dropped: list[str],
+                 tally: GroundTruthTally) -> str | None:
+    """The warning for a partial copy or a ground truth naming images not on disk; ``None`` if neither."""
+    partial = n_images < layout["n_images"] or bool(dropped)
+    unknown, corrupt = tally.not_found - PARIS_CORRUPT, tally.not_found & PARIS_CORRUPT
+    if not partial and not unknown:
+        return None
+    if partial:
+        note = (f"{name} is partly present: {n_images} of {layout['n_images']} images found under "
+                f"{layout['images']}/, {len(kept)} of {len(kept) + len(dropped)} queries kept")
+        note += f" (the query image of {examples(dropped)} is not among them)" if dropped else ""
+    else:
+        note = f"all {n_images} images of {name} are present under {layout['images']}/, with every query's"
+    note += (f"; the kept queries' ground truth lists {tally.positives} positives ({tally.positives_found} found) "
+             f"and {tally.junk} junk images ({tally.junk_found} found)")
+    if unknown:
+        note += f"; the {len(unknown)} name(s) it lists with no image found ({examples(unknown)}) are left out of it"
+    if corrupt:
+        note += f"; so are the {len(corrupt)} known-corrupt Paris6k file(s) it names, as in every published result"
+    return note + "."
 
 
 def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
@@ -130,44 +223,32 @@ def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
         )
     on_disk = images_on_disk(root, image_dir)
     images = sorted(on_disk.values())
-    index = {Path(rel).stem: i for i, rel in enumerate(images)}
-    queries, gnd, train_exclude = [], [], set()
+    index = {image_name(Path(rel).name): i for i, rel in enumerate(images)}
     query_files = sorted(gt_dir.glob("*_query.txt"))
     if not query_files:
         raise DatasetNotFoundError(f"{gt_dir} holds no '*_query.txt' ground-truth files")
-    n_pos_total = n_pos_kept = 0
-    no_positive: list[str] = []
+    queries, gnd, dropped, tally = [], [], [], GroundTruthTally()
     for qfile in query_files:
         stem = qfile.name[: -len("_query.txt")]
         qname, bbx = parse_query_file(qfile, layout["prefix"])
         if qname not in index:
+            dropped.append(stem)
             continue
         good, ok_names, junk = (read_ground_truth_file(gt_dir / f"{stem}_{kind}.txt", name)
                                 for kind in ("good", "ok", "junk"))
-        positives = good + ok_names
-        ok = sorted({index[n] for n in positives if n in index})
-        n_pos_total, n_pos_kept = n_pos_total + len(positives), n_pos_kept + len(ok)
-        if not ok:
-            why = f"none of its {len(positives)} is on disk" if positives else "its ground truth lists none"
-            no_positive.append(f"{stem} ({why})")
+        tally.add(stem, good + ok_names, junk, index)
         queries.append(on_disk[qname])
-        gnd.append({"ok": ok, "junk": sorted({index[n] for n in junk if n in index}), "bbx": bbx, "id": stem})
-        train_exclude.add(on_disk[qname])
-    notes = []
-    if len(images) < layout["n_images"] or len(queries) < len(query_files):
-        notes.append(
-            f"{name} is partly present: {len(images)} of {layout['n_images']} images, "
-            f"{len(queries)} of {len(query_files)} queries kept (their image is on disk), "
-            f"{n_pos_kept} of {n_pos_total} positives; ground truth restricted to the images found."
-        )
-        warnings.warn(notes[-1], stacklevel=4)  # point at the caller of load_dataset
-    if no_positive:
-        notes.append(f"{len(no_positive)} {name} quer{'y has' if len(no_positive) == 1 else 'ies have'} no positive "
-                     f"image and will be left out of mAP: {', '.join(no_positive)}.")
-        warnings.warn(notes[-1], stacklevel=4)
+        gnd.append(ground_truth_entry(stem, bbx, good + ok_names, junk, index))
     if not queries:
         raise DatasetNotFoundError(f"no query image of {name} is present under {image_dir}")
+    notes = [n for n in (missing_note(name, layout, len(images), queries, dropped, tally),) if n]
+    if tally.no_positive:
+        notes.append(f"{len(tally.no_positive)} {name} quer{'y has' if len(tally.no_positive) == 1 else 'ies have'} "
+                     f"no positive image and will be left out of mAP: {', '.join(tally.no_positive)}.")
+    for note in notes:
+        warnings.warn(note, stacklevel=4)  # point at the caller of load_dataset
     check_query_boxes(name, root, queries, gnd)
-    train = tuple(p for p in images if p not in train_exclude)
+    query_set = set(queries)
+    train = tuple(p for p in images if p not in query_set)
     return RetrievalDataset(name=name, root=root, images=tuple(images), queries=tuple(queries), gnd=tuple(gnd),
                             train=train, notes=tuple(notes))
