@@ -9,6 +9,7 @@ from fsrlib.retrieval import (
     l2_normalize,
     positive_positions,
     precision_at_k,
+    random_ranking_maps,
     rank_database,
 )
 
@@ -187,3 +188,121 @@ def test_retrieval_module_does_not_import_torch():
     code = "import sys, fsrlib.retrieval; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# issue 28: impossible input is refused, with a message that names the query or value
+
+
+def test_impossible_positions_are_refused():
+    # the examples of the issue: AP 1.25 and P@5 = 3.0 before
+    with pytest.raises(ValueError, match=r"strictly increasing.*got \[0, 0\]"):
+        average_precision(np.array([0, 0]), 2)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        precision_at_k(np.array([0, 0, 0]), 5)
+    with pytest.raises(ValueError, match="3 positions for n_positives=2"):
+        average_precision(np.array([0, 1, 2]), 2)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        average_precision(np.array([-1, 1]), 2)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        average_precision(np.array([3, 1]), 2)  # unsorted: each position is a rank, listed in order
+    with pytest.raises(ValueError, match="integer 0-based ranks"):
+        average_precision(np.array([0.0, 1.0]), 2)
+    with pytest.raises(ValueError, match="1-d"):
+        average_precision(np.array([[0, 1]]), 2)
+    with pytest.raises(ValueError, match="n_positives must be an integer"):
+        average_precision(np.array([0]), 2.0)
+    with pytest.raises(ValueError, match="no positives"):
+        average_precision(np.array([], dtype=int), 0)
+    with pytest.raises(ValueError, match="k must be an integer"):
+        precision_at_k(np.array([0]), 2.5)
+    assert average_precision([], 3) == 0.0 and precision_at_k([], 3) == 0.0  # nothing found: 0, not an error
+
+
+@pytest.mark.parametrize("ok, problem", [([0, 0], "lists indices 0 more than once"),
+                                         ([0, 9], r"outside the database \[0, 4\): 9"),
+                                         ([0, -1], r"outside the database \[0, 4\): -1"),
+                                         ([0.0, 1.0], "integer database indices"),
+                                         ("01", "must be a list of database indices"),
+                                         (3, "must be a list of database indices"),
+                                         ([[0, 1]], "flat list")])
+def test_impossible_ground_truth_is_refused(ok, problem):
+    # the issue's examples gave mAP 0.5 where the true AP of the ranking [0, 1, 2, 3] is 1
+    ranks = np.arange(4)[:, None].repeat(2, axis=1)
+    with pytest.raises(ValueError, match=rf"the 'ok' list of query 1 .*{problem}"):
+        compute_map(ranks, [{"ok": [0]}, {"ok": ok}])
+
+
+def test_ground_truth_errors_name_the_query_id_the_key_and_the_fix():
+    ranks = np.arange(4)[:, None]
+    with pytest.raises(ValueError, match=r"'junk' list of query 0 \('all_souls_1'\) lists indices 2 more than once"):
+        compute_map(ranks, [{"ok": [0], "junk": [2, 2], "id": "all_souls_1"}])
+    with pytest.raises(ValueError, match="wrap a single query's dict in a list"):
+        compute_map(ranks, {"ok": [0]})
+    with pytest.raises(ValueError, match="ground truth of query 0 must be a dict"):
+        compute_map(ranks, [[0]])
+    with pytest.raises(ValueError, match="pass n_db= for a truncated ranking"):
+        compute_map(ranks[:2], [{"ok": [3]}])
+    assert compute_map(ranks[:2], [{"ok": [3]}], n_db=4)[0] == 0.0  # truncated: 3 not retrieved
+    with pytest.raises(ValueError, match="n_db must be an integer"):
+        compute_map(ranks, [{"ok": [0]}], n_db=4.5)
+    with pytest.raises(ValueError, match="each of kappas must be an integer"):
+        compute_map(ranks, [{"ok": [0]}], kappas=(1, 2.5))
+    with pytest.raises(ValueError, match="kappas must be a list"):
+        compute_map(ranks, [{"ok": [0]}], kappas=5)
+
+
+def test_an_index_both_ok_and_junk_is_junk_as_in_oxford_compute_ap():
+    # accepted (benchmark files decide), junk wins: 1 is removed but still counts among the 2 positives
+    ap = compute_map(np.arange(4)[:, None], [{"ok": [0, 1], "junk": [1]}])[0]
+    assert ap == pytest.approx(0.5) == pytest.approx(oxford_compute_ap([0, 1, 2, 3], {0, 1}, {1}))
+
+
+def test_positive_positions_refuses_impossible_rankings_and_lists():
+    with pytest.raises(ValueError, match="ranking lists indices 0 more than once"):
+        positive_positions(np.array([0, 0, 1]), [0], [])
+    with pytest.raises(ValueError, match="ranking holds negative indices"):
+        positive_positions(np.array([-1, 0]), [0], [])
+    with pytest.raises(ValueError, match="1-d array of integer"):
+        positive_positions(np.array([[0, 1]]), [0], [])
+    with pytest.raises(ValueError, match="the 'ok' list lists indices 1 more than once"):
+        positive_positions(np.array([0, 1]), [1, 1], [])
+    with pytest.raises(ValueError, match="the 'junk' list holds indices outside"):
+        positive_positions(np.array([0, 1]), [1], [-2])
+
+
+def test_revisited_lists_are_sets_but_must_be_in_range():
+    ranks = np.arange(4)[:, None]
+    res = compute_map_revisited(ranks, [{"easy": [0, 0], "hard": [1], "junk": [3, 3]}], kappas=(1,))
+    assert res["medium"]["mAP"] == pytest.approx(1.0)  # repeats read as sets, as revisited_ground_truth does
+    with pytest.raises(ValueError, match=r"the 'hard' list of query 0 holds indices outside the database \[0, 4\)"):
+        compute_map_revisited(ranks, [{"easy": [0], "hard": [7], "junk": []}])
+
+
+def test_random_ranking_maps_reproduce_the_inline_draws_and_refuse_no_draws():
+    gnd = [{"ok": [0, 3], "junk": [1]}, {"ok": [2]}]
+    rng = np.random.default_rng(5)
+    inline = [compute_map(np.argsort(rng.random((6, 2)), axis=0), gnd)[0] for _ in range(7)]  # the book's old cell
+    np.testing.assert_array_equal(random_ranking_maps(gnd, 6, 7, rng=np.random.default_rng(5)), inline)
+    np.testing.assert_array_equal(random_ranking_maps(gnd, 6, 7, rng=5), inline)
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match=f"n_draws must be >= 1, got {bad}"):
+            random_ranking_maps(gnd, 6, bad)
+    with pytest.raises(ValueError, match="n_draws must be an integer"):
+        random_ranking_maps(gnd, 6, 2.5)
+    with pytest.raises(ValueError, match=r"outside the database \[0, 3\)"):
+        random_ranking_maps(gnd, 3, 1)
+
+
+def test_l2_normalize_handles_extreme_norms_and_keeps_ordinary_bits():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 16))
+    for scale in (1e-30, 1e30, 1e-300, 1e300):  # float32 squares underflow / overflow; float64 casts to inf
+        np.testing.assert_allclose(np.linalg.norm(l2_normalize(scale * x), axis=1), 1.0, atol=1e-6)
+    plain = x.astype(np.float32)  # scaling by a power of two is exact: the same bits as x / ||x||
+    np.testing.assert_array_equal(l2_normalize(plain), plain / np.linalg.norm(plain, axis=1, keepdims=True))
+    np.testing.assert_array_equal(l2_normalize(np.zeros((2, 3))), np.zeros((2, 3)))  # no direction: stays zero
+
+
+def test_rank_database_refuses_a_chunk_that_is_no_count():
+    with pytest.raises(ValueError, match="chunk must be >= 1"):
+        rank_database(np.ones((1, 3)), np.eye(3), chunk=0)

@@ -236,3 +236,109 @@ def test_whitening_bad_input(clustered):
         learn_pca_whitening(bad, dim=4)
     with pytest.raises(ValueError, match="32-d"):
         learn_pca_whitening(db, dim=4)(db[:, :16])
+
+
+# issue 28: k, queries and index settings are checked before faiss sees them
+
+
+@pytest.mark.parametrize("k, message", [(2.5, "k must be an integer"), ("3", "k must be an integer"),
+                                        (True, "k must be an integer"), (0, "k must be >= 1"),
+                                        (-1, "k must be >= 1")])
+def test_k_must_be_a_positive_integer(data, k, message):
+    db, q = data
+    with pytest.raises(ValueError, match=message):
+        FeatureIndex.build(db).search(q, k=k)
+
+
+def test_k_above_the_database_size_returns_the_whole_database_ranked(data):
+    db, q = data
+    scores, idx = FeatureIndex.build(db[:5]).search(q, k=50)
+    assert idx.shape == scores.shape == (7, 5)
+    assert all(sorted(row) == list(range(5)) for row in idx)
+
+
+def test_queries_and_database_must_be_real_arrays_of_the_right_shape(data):
+    db, q = data
+    index = FeatureIndex.build(db)
+    with pytest.raises(ValueError, match=r"query dim 32 != database dim 32: .*got shape \(1, 7, 32\)"):
+        index.search(q[None], k=3)
+    with pytest.raises(ValueError, match="queries must hold real numbers"):
+        index.search(np.array([["a"] * 32]), k=3)
+    assert index.search(q[0], k=3)[1].shape == (1, 3)  # one (D,) query
+    with pytest.raises(ValueError, match="the index is empty"):
+        FeatureIndex.build(np.empty((0, 32), np.float32)).search(q, k=3)
+    with pytest.raises(ValueError, match="database must hold real numbers"):
+        FeatureIndex.build(db.astype(complex))
+    with pytest.raises(ValueError, match="chunk_rows must be >= 1"):
+        FeatureIndex.build(db, chunk_rows=0)
+    with pytest.raises(ValueError, match=r"shape must be \(N, D\)"):
+        FeatureIndex.from_chunks([db], (1000,))
+    with pytest.raises(ValueError, match=r"chunk of database rows from 500 has shape \(500, 16\), expected \(n, 32\)"):
+        FeatureIndex.from_chunks([db[:500], db[500:, :16]], db.shape)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"nlist": 2.5}, "nlist must be an integer"),
+    ({"nprobe": 0}, "nprobe must be >= 1"),
+    ({"rerank": 0.5}, "rerank must be an integer"),
+    ({"hnsw_m": 1}, "hnsw_m must be >= 2"),  # faiss crashes the interpreter on 1 and 0
+    ({"ef_search": 0}, "ef_search must be >= 1"),
+    ({"kmeans_iters": None}, "kmeans_iters must be an integer"),
+    ({"seed": 2**40}, "seed must be below 2"),
+    ({"gpu": "yes"}, "gpu must be True or False"),
+    ({"codes": "SQ7"}, "codes='SQ7' is not a code this index knows"),
+    ({"codes": 8}, "codes=8 is not a code"),
+])
+def test_config_values_are_checked_when_the_config_is_made(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ApproximateConfig(**settings)
+
+
+@pytest.mark.parametrize("kind, settings, message", [
+    ("ivfpq", {"codes": "SQ8"}, "kind='ivfpq' needs PQ codes"),
+    ("ivfpq", {"codes": "PQ5"}, "PQ's m=5 must divide the dimension D=32"),
+    ("ivfpq", {"codes": "PQ4x12"}, "at least 2\\*\\*bits training vectors, has 1000"),
+    ("ivfpq", {"codes": "PQ4x17"}, "1 to 16 bits"),
+    ("ivf", {"nlist": 5000}, "nlist=5000 inverted lists need at least as many training vectors"),
+    ("ivf", {"train_rows": 5}, "train_rows is 5"),
+])
+def test_config_values_that_cannot_fit_the_database_are_refused(data, kind, settings, message):
+    db, _ = data
+    with pytest.raises(ValueError, match=message):
+        FeatureIndex.build(db, kind=kind, config=ApproximateConfig(**settings))
+
+
+def test_config_must_be_an_approximate_config(data):
+    db, _ = data
+    with pytest.raises(ValueError, match="config must be an ApproximateConfig"):
+        FeatureIndex.build(db, kind="ivf", config={"nlist": 8})
+
+
+def test_faiss_errors_say_which_setting_to_change(data, monkeypatch):
+    faiss = pytest.importorskip("faiss")
+    from fsrlib.search import IndexConfigError
+
+    db, q = data
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Error in faiss::index_factory: could not parse")
+
+    monkeypatch.setattr(faiss, "index_factory", refuse)
+    with pytest.raises(IndexConfigError, match=r"faiss could not make the index 'IVF\d+,SQ8': .* change codes"):
+        FeatureIndex.build(db, kind="ivf")
+    monkeypatch.undo()
+    index = FeatureIndex.build(db, kind="ivf")
+    monkeypatch.setattr(index._faiss_index, "search", refuse)
+    with pytest.raises(IndexConfigError, match=r"search the ivf index .* change k, rerank, nprobe"):
+        index.search(q, k=3)
+
+
+def test_ties_at_the_k_th_place_go_to_the_lower_index():
+    # argpartition alone kept an arbitrary one of the copies tied at the cut
+    db = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
+    copies = [22, 26, 140, 299]
+    db[copies] = db[22]
+    for chunk_rows in (300, 64):
+        index = FeatureIndex.build(db, chunk_rows=chunk_rows)
+        for k in (1, 2, 3):
+            assert index.search(db[22], k=k)[1][0].tolist() == copies[:k]

@@ -135,8 +135,8 @@ def test_mean_pairwise_cosine_matches_the_explicit_mean_and_flags_a_collapsed_ma
     assert mean_pairwise_cosine(3.0 * x) == pytest.approx(explicit, abs=1e-6)  # scale does not matter (float32)
     assert mean_pairwise_cosine(np.tile(x[:1], (4, 1))) == pytest.approx(1.0)  # one output for every input
     assert mean_pairwise_cosine(np.eye(4)) == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="without a direction"):  # float32's norm overflows: refused, not zeroed
-        mean_pairwise_cosine(1e30 * x)
+    for scale in (1e30, 1e-30):  # squares overflow / underflow float32: l2_normalize scales each row first
+        assert mean_pairwise_cosine(scale * x) == pytest.approx(explicit, abs=1e-6)
     with pytest.raises(ValueError, match="at least 2"):
         mean_pairwise_cosine(x[:1])
     with pytest.raises(ValueError, match="NaN"):
@@ -161,3 +161,49 @@ def test_output_similarity_separates_an_identity_map_from_a_collapsed_one():
     assert collapsed["to_hr"].max() - collapsed["to_hr"].min() < 0.01  # the input no longer matters
     with pytest.raises(ValueError, match="same queries"):
         output_similarity({0.25: hr[:5]}, hr)
+
+
+# issue 28: resampling parameters and checks that are no measurement are refused by name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_boot": 0}, "n_boot must be >= 1, got 0"),  # was an IndexError from an empty quantile
+    ({"n_boot": 2.5}, "n_boot must be an integer"),
+    ({"n_boot": True}, "n_boot must be an integer"),
+    ({"level": 0.0}, "level must lie strictly between 0 and 1"),
+    ({"level": 1.0}, "level must lie strictly between 0 and 1"),
+    ({"level": 95}, "level must lie strictly between 0 and 1"),
+    ({"level": float("nan")}, "level must be a real number"),
+    ({"level": "0.95"}, "level must be a real number"),
+    ({"seed": -1}, "seed must be >= 0"),
+])
+def test_bad_resampling_parameters_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bootstrap_interval([0.2, 0.4, 0.9], **kwargs)
+    with pytest.raises(ValueError, match=message):
+        compare([0.2, 0.4, 0.9], [0.1, 0.5, 0.7], **kwargs)
+
+
+def test_values_that_are_no_measurement_are_refused():
+    with pytest.raises(ValueError, match=r"queries \[1\] are infinite"):
+        bootstrap_interval([0.5, np.inf, 0.2])
+    with pytest.raises(ValueError, match="must be numbers"):
+        bootstrap_interval(["a", "b"])
+    with pytest.raises(ValueError, match="lo = 0.2 is above hi = 0.1"):
+        verdict(0.2, 0.1)
+    with pytest.raises(ValueError, match="lo must be a real number"):
+        verdict(float("nan"), 0.1)
+    with pytest.raises(ValueError, match="finite tolerance >= 0"):
+        check_close("raw mAP", 0.83, 0.833, -0.003)
+    with pytest.raises(ValueError, match="expected must be a real number"):
+        check_close("raw mAP", 0.83, float("nan"), 0.003)
+    with pytest.raises(ValueError, match="low = 1.0 is above high = 0.1"):
+        check_between("gap", 0.5, 1.0, 0.1)
+    assert "within" in check_between("gap", 0.5, 0.1, np.inf)  # an open bound is fine
+
+
+def test_a_comparison_prints_its_own_level():
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(size=40), rng.uniform(size=40)
+    assert "90% interval" in str(compare(a, b, level=0.9))
+    assert "95% interval" in str(compare(a, b))
