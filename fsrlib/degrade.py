@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,6 +83,27 @@ def check_ratio(ratio: float) -> float:
         raise ValueError(f"down-scaling ratio must be an area ratio in (0, 1], e.g. 1/16; got {ratio!r}"
                          + (" (a ratio above 1 would enlarge the image)" if value > 1 and math.isfinite(value) else ""))
     return value
+
+
+def check_ratios(ratios: Iterable[float]) -> tuple[float, ...]:
+    """``ratios`` as a tuple of floats once it lists at least one valid area ratio (:func:`check_ratio`), each
+    once; else a ``ValueError`` naming the offending value.
+
+    An empty list would run an experiment that measures nothing, and a ratio
+    listed twice would score every method twice at it, so both are refused.
+    """
+    if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Iterable):
+        raise ValueError(f"ratios must be a list of area ratios such as (1/4, 1/16), not {ratios!r}")
+    values = tuple(ratios)
+    if not values:
+        raise ValueError("no down-scaling ratio given: list at least one area ratio in (0, 1], e.g. (1/4, 1/16)")
+    checked = tuple(check_ratio(r) for r in values)
+    repeated = [r for r in dict.fromkeys(checked) if checked.count(r) > 1]
+    if repeated:
+        named = ", ".join(f"{ratio_label(r)} ({checked.count(r)} times)" for r in repeated)
+        raise ValueError(f"ratio listed more than once: {named} in {[ratio_label(r) for r in checked]}; "
+                         "list each ratio once")
+    return checked
 
 
 def smallest_ratio(width: int, height: int) -> float:

@@ -12,18 +12,21 @@ on, so distances lie in [0, 2] as the paper's Fig. 2a/5 values suggest.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .datasets import RetrievalDataset, load_dataset
-from .degrade import ratio_label
+from .degrade import DEGRADATIONS, REFERENCES, check_ratios, ratio_label
 from .features import extract_features
 from .methods import EXTRACTORS, METHODS, UNTRAINED, MethodBudget
-from .protocols import Fold, make_folds
+from .paths import atomic_path
+from .protocols import PROTOCOLS, Fold, make_folds
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
 from .seed import deterministic
 
@@ -49,6 +52,19 @@ class ExperimentConfig(MethodBudget):
     train_dataset: str | None = None
     train_data_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        """Check every field, alone and together, before any work; lists are kept as tuples, ratios as floats."""
+        problems = []
+        for name, check in FIELD_CHECKS.items():
+            try:
+                setattr(self, name, check(getattr(self, name)))
+            except ValueError as err:
+                problems.append(f"{name}={getattr(self, name)!r}: {err}")
+        if not problems:  # the combinations assume each field is well formed
+            problems = combination_problems(self)
+        if problems:
+            raise ValueError("\n  ".join(["invalid ExperimentConfig (nothing was run):", *problems]))
+
     def budget(self) -> MethodBudget:
         """The part of this config a registered method reads, as a :class:`fsrlib.methods.MethodBudget` of its own."""
         return MethodBudget(**{f.name: getattr(self, f.name) for f in fields(MethodBudget)})
@@ -67,6 +83,112 @@ def profile_settings(profile: str) -> dict[str, int]:
         return dict(PROFILES[profile])
     except KeyError:
         raise KeyError(f"unknown profile {profile!r}; known profiles: {sorted(PROFILES)}") from None
+
+
+def as_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
+    """``values`` as a tuple once it is a list, not a single string or number (``"raw"`` would be three names)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"expected a list such as ('a', 'b'), not the single value {values!r}")
+    return tuple(values)
+
+
+def distinct(values: Iterable[Any], what: str = "the list") -> tuple[Any, ...]:
+    """``values`` as a tuple (:func:`as_tuple`) once no item is in it twice; else a ``ValueError`` naming them."""
+    items = as_tuple(values)
+    repeated = [v for v in dict.fromkeys(items) if items.count(v) > 1]
+    if repeated:
+        raise ValueError(f"{what} lists {', '.join(map(repr, repeated))} more than once; list each once")
+    return items
+
+
+def check_methods(methods: Iterable[str]) -> tuple[str, ...]:
+    """``methods`` as a tuple once it names at least one method, each once (unknown names are :func:`run`'s
+    ``KeyError``, since methods may be registered after the config is made)."""
+    names = distinct(methods, "methods")
+    if not names:
+        raise ValueError("no method given: name at least one, e.g. ('raw', 'ridge')")
+    return names
+
+
+def whole_number(minimum: int, what: str) -> Callable[[Any], int]:
+    """A check that a value is an integer (not a bool) of at least ``minimum``; ``what`` says what it counts."""
+    def check(value: Any) -> int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"{what} must be a whole number of at least {minimum}, got {value!r}")
+        return int(value)
+    return check
+
+
+check_seed = whole_number(0, "a seed")
+
+
+def check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct non-negative integers, at least one; else a ``ValueError`` naming the
+    bad one."""
+    checked = distinct(seeds, "seeds")
+    if not checked:
+        raise ValueError("no seed given: list at least one, e.g. (0, 1, 2)")
+    return tuple(check_seed(s) for s in checked)
+
+
+def check_kappas(kappas: Iterable[int]) -> tuple[int, ...]:
+    """The ``k`` of every mP@k: distinct whole numbers of at least 1."""
+    return tuple(whole_number(1, "k of mP@k")(k) for k in distinct(kappas, "kappas"))
+
+
+def one_of(choices: Sequence[str], what: str) -> Callable[[Any], str]:
+    """A check that a value is one of ``choices``."""
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"unknown {what}; choose one of {', '.join(choices)}")
+        return value
+    return check
+
+
+#: The fields :class:`ExperimentConfig` checks on their own, each with the check that returns its kept value.
+FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "ratios": check_ratios, "methods": check_methods, "seed": check_seed,
+    "epochs": whole_number(0, "epochs"), "critic_iters": whole_number(1, "critic updates per generator update"),
+    "kappas": check_kappas, "protocol": one_of(PROTOCOLS, "protocol"),
+    "degradation": one_of(DEGRADATIONS, "degradation"), "reference": one_of(REFERENCES, "reference"),
+    "isr_profile": one_of(tuple(PROFILES), "profile"), "train_on": as_tuple, "train_data_dirs": as_tuple,
+}
+
+
+def combination_problems(cfg: ExperimentConfig) -> list[str]:
+    """What is contradictory or would be silently ignored among ``cfg``'s protocol fields (empty if nothing).
+
+    ``train_on`` may stay set under the other protocols (a chapter switches
+    protocols with ``replace``); the older ``train_dataset`` may not, since it
+    overrides the protocol.
+    """
+    problems = []
+    if cfg.train_dataset is not None and cfg.protocol == "group_disjoint":
+        problems.append(f"train_dataset={cfg.train_dataset!r} means protocol='cross_dataset' (its older spelling), "
+                        "so it cannot be combined with protocol='group_disjoint'; drop one of them")
+    if cfg.train_dataset is not None and cfg.train_on:
+        problems.append(f"train_dataset={cfg.train_dataset!r} and train_on={cfg.train_on!r} both name training "
+                        "collections; give only train_on (train_dataset is its older spelling)")
+    if cfg.train_data_dir is not None and cfg.train_dataset is None:
+        problems.append(f"train_data_dir={cfg.train_data_dir!r} is the folder of train_dataset, which is not given; "
+                        "use train_on=(name,), train_data_dirs=(folder,)")
+    if len(cfg.train_data_dirs) > len(cfg.train_on):
+        problems.append(f"train_data_dirs={cfg.train_data_dirs!r} has more folders than train_on={cfg.train_on!r} "
+                        "has collections; give one folder (or None) per collection")
+    sources = list(zip(cfg.train_on, [*cfg.train_data_dirs, *[None] * len(cfg.train_on)]))
+    repeated = [f"{name} ({folder or 'default folder'})" for name, folder in dict.fromkeys(sources)
+                if sources.count((name, folder)) > 1]
+    if repeated:
+        problems.append(f"train_on={cfg.train_on!r} lists {', '.join(repeated)} more than once (its images would "
+                        "count twice); list each collection once")
+    if cfg.protocol == "cross_dataset" and not (cfg.train_on or cfg.train_dataset):
+        problems.append("protocol='cross_dataset' needs the collections to train on, e.g. train_on=('paris6k', 'mini')")
+    if cfg.protocol == "group_disjoint":
+        try:
+            whole_number(2, "folds")(cfg.folds)
+        except ValueError as err:
+            problems.append(f"folds={cfg.folds!r}: {err}")
+    return problems
 
 
 def feature_kwargs(cfg: ExperimentConfig, progress: bool) -> dict:
@@ -117,15 +239,16 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
     is scored once per seed. Untrained methods do not depend on the seed and are
     run once.
     """
+    cfg = replace(cfg)  # checks fields changed since the config was made (ExperimentConfig.__post_init__)
     unknown = [m for m in cfg.methods if m not in METHODS and m not in EXTRACTORS]
     if unknown:
         raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *EXTRACTORS])}")
-    seeds = tuple(seeds) if seeds is not None else (cfg.seed,)
+    seeds = check_seeds(seeds) if seeds is not None else (cfg.seed,)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
+    trained = [m for m in cfg.methods if m not in UNTRAINED]
+    folds = resolve_folds(cfg, ds) if trained else []  # before extraction: a refused protocol costs nothing
     db = split_features(ds, "db", (), cfg, progress)[1.0]
     queries = split_features(ds, "query", cfg.ratios, cfg, progress)
-    trained = [m for m in cfg.methods if m not in UNTRAINED]
-    folds = resolve_folds(cfg, ds) if trained else []
     reference = score_queries(queries[1.0], queries[1.0], db, ds, cfg.kappas)
     records, per_query, kept = [], [], {}
     for ratio in cfg.ratios:
@@ -256,6 +379,10 @@ def worse_than_raw(table: pd.DataFrame, metric: str = "mAP", tolerance: float = 
     """
     sub = table[table["metric"] == metric]
     raw = sub[sub["method"] == "raw"].set_index("ratio")["value"]
+    if raw.index.has_duplicates:
+        twice = sorted({ratio_label(r) for r in raw.index[raw.index.duplicated()]})
+        raise ValueError(f"the table has several raw {metric} rows at ratio {', '.join(twice)} (several runs or "
+                         "a method listed twice); pass one run's table")
     rows = sub[~sub["method"].isin(["raw", "hr"])].copy()
     rows["raw"] = rows["ratio"].map(raw)
     rows["drop"] = rows["raw"] - rows["value"]
@@ -263,14 +390,16 @@ def worse_than_raw(table: pd.DataFrame, metric: str = "mAP", tolerance: float = 
 
 
 def save_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Save as CSV or JSON (by suffix); JSON also records the configuration."""
+    """Save as CSV or JSON (by suffix); JSON also records the configuration. The file is written under a temporary
+    name and renamed (:func:`fsrlib.paths.atomic_path`), so a failed save leaves no half table and keeps an older
+    one whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        table.to_csv(path, index=False)
-    elif path.suffix == ".json":
-        path.write_text(json.dumps({"config": table.attrs.get("config"), "trained_on": table.attrs.get("trained_on"),
-                                    "rows": table.to_dict(orient="records")}, indent=1, default=str))
-    else:
+    if path.suffix not in (".csv", ".json"):
         raise ValueError(f"save as .csv or .json, not {path.suffix!r}")
+    with atomic_path(path) as tmp:
+        if path.suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            tmp.write_text(json.dumps({"config": table.attrs.get("config"), "trained_on": table.attrs.get("trained_on"),
+                                       "rows": table.to_dict(orient="records")}, indent=1, default=str))
     return path

@@ -23,13 +23,15 @@ cache keys it by folder and content, never by name alone.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import stat
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .datasets import RetrievalDataset
+from .paths import files_sha256
 
 PROTOCOLS = ("paper", "group_disjoint", "cross_dataset")
 _HOLIDAYS_GROUP = re.compile(r"(\d{4})\d{2}$")
@@ -73,6 +75,48 @@ def image_group(dataset: RetrievalDataset, image: str) -> str:
     return match.group(1) if match else stem
 
 
+def file_sizes(paths: Iterable[Path]) -> dict[Path, int]:
+    """The byte size of every regular file among ``paths`` (missing ones are left out: they are reported when read)."""
+    sizes = {}
+    for path in dict.fromkeys(paths):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            sizes[path] = info.st_size
+    return sizes
+
+
+def copies_of_test_images(train: dict[Path, int], test: dict[Path, int]) -> list[tuple[Path, Path]]:
+    """Every ``(training image, test image)`` pair with the same bytes, whatever their names or folders.
+
+    ``train`` and ``test`` map files to their sizes (:func:`file_sizes`); only
+    files whose size occurs on both sides are hashed (:func:`fsrlib.paths.files_sha256`).
+    """
+    common = set(train.values()) & set(test.values())
+    train_side = [p for p, size in train.items() if size in common]
+    test_side = [p for p, size in test.items() if size in common]
+    if not train_side:
+        return []
+    candidates = list(dict.fromkeys([*train_side, *test_side]))
+    digest = dict(zip(candidates, files_sha256(candidates)))
+    test_by_digest: dict[str, Path] = {}
+    for path in test_side:
+        test_by_digest.setdefault(digest[path], path)
+    return [(p, test_by_digest[digest[p]]) for p in train_side if digest[p] in test_by_digest]
+
+
+def refuse_copies(pairs: Sequence[tuple[Path, Path]], train: RetrievalDataset, test: str, remedy: str) -> None:
+    """Raise a ``ValueError`` naming a few of ``pairs`` (training image, test image with its bytes), their count and
+    what to do (``remedy``); nothing if there are none."""
+    if not pairs:
+        return
+    shown = "; ".join(f"{a} = {b}" for a, b in pairs[:3]) + ("; ..." if len(pairs) > 3 else "")
+    raise ValueError(f"{len(pairs)} training image(s) of {training_label(train)} have the same bytes as {test}, "
+                     f"e.g. {shown}: a model trained on them has seen the photos it is scored on. {remedy}")
+
+
 def query_groups(dataset: RetrievalDataset) -> list[str]:
     """The group of every query, in query order."""
     return [image_group(dataset, q) for q in dataset.queries]
@@ -95,7 +139,9 @@ def group_disjoint_folds(dataset: RetrievalDataset, k: int = 3, seed: int = 0) -
     """``k`` folds over the queries' groups; fold ``i`` trains on images of groups outside fold ``i`` only.
 
     Groups are shuffled with ``seed`` and dealt round-robin, so folds differ in
-    size by at most one group. Every query is in exactly one fold.
+    size by at most one group. Every query is in exactly one fold. A training
+    image whose bytes equal an image of a held-out group (a copy filed under
+    another group's name) is refused: the model would have seen that scene.
     """
     groups = query_groups(dataset)
     distinct = sorted(set(groups))
@@ -105,13 +151,23 @@ def group_disjoint_folds(dataset: RetrievalDataset, k: int = 3, seed: int = 0) -
     order = np.random.default_rng(seed).permutation(len(distinct))
     fold_of = {distinct[g]: i % k for i, g in enumerate(order)}
     pool = tuple(dict.fromkeys((*dataset.images, *dataset.train)))
+    group_of = {p: image_group(dataset, p) for p in dict.fromkeys((*pool, *dataset.queries))}
+    size_of = file_sizes(dataset.path(p) for p in group_of)
     folds = []
     for i in range(k):
         held_out = {g for g, f in fold_of.items() if f == i}
-        train = tuple(p for p in pool if image_group(dataset, p) not in held_out)
+        train = tuple(p for p in pool if group_of[p] not in held_out)
         index = tuple(q for q, g in enumerate(groups) if fold_of[g] == i)
-        folds.append(Fold(f"fold {i + 1}/{k}", index,
-                          replace(dataset, name=f"{dataset.name}-fold{i + 1}of{k}-seed{seed}", train=train)))
+        fold = Fold(f"fold {i + 1}/{k}", index,
+                    replace(dataset, name=f"{dataset.name}-fold{i + 1}of{k}-seed{seed}", train=train))
+        train_files = {dataset.path(p) for p in train}
+        held_files = {dataset.path(p) for p, g in group_of.items() if g in held_out}
+        pairs = copies_of_test_images({p: s for p, s in size_of.items() if p in train_files},
+                                      {p: s for p, s in size_of.items() if p in held_files})
+        refuse_copies(pairs, fold.train, f"images of the groups {fold.name} holds out (group-disjoint protocol)",
+                      "Remove the duplicate photos from the collection, or use the paper protocol, which does not "
+                      "promise unseen scenes.")
+        folds.append(fold)
     return folds
 
 
@@ -128,7 +184,13 @@ def pooled_training_set(sources: Sequence[RetrievalDataset], name: str | None = 
 
 
 def cross_dataset_folds(dataset: RetrievalDataset, train_sources: Sequence[RetrievalDataset]) -> list[Fold]:
-    """Train on other collections (one fold, all queries). Refuses a source folder that is the test's own."""
+    """Train on other collections (one fold, all queries).
+
+    Refuses a source folder that is the test's own, and any training image
+    whose bytes equal one of the test collection's files (query, database or
+    training split: a copy of the test folder, under any name), naming a few
+    and the count.
+    """
     own = dataset.root.resolve()
     for src in train_sources:
         if src.root.resolve() == own:
@@ -136,6 +198,11 @@ def cross_dataset_folds(dataset: RetrievalDataset, train_sources: Sequence[Retri
                              "that is the within-dataset (paper) protocol")
     single = train_sources[0] if len(train_sources) == 1 and train_sources[0].train else None
     train = single if single is not None else pooled_training_set(train_sources)  # one source: its own split
+    tested = file_sizes(dataset.path(p) for p in (*dataset.queries, *dataset.images, *dataset.train))
+    pairs = copies_of_test_images(file_sizes(train.path(p) for p in train.train), tested)
+    refuse_copies(pairs, train, f"images of the test collection {dataset.name} ({dataset.root}: its queries, "
+                  "database or training split)", "That is the test collection itself, not another one: remove those "
+                  "copies from the training folder, or train on another collection.")
     return [Fold("cross-dataset", tuple(range(len(dataset.queries))), train)]
 
 

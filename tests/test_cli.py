@@ -1,9 +1,15 @@
 """The command line refuses bad arguments before any work, and the device check it shares with the library."""
+import os
+import re
+import shutil
+
+import pandas as pd
 import pytest
 import torch
 
 import fsrlib.__main__ as cli
 from fsrlib.devices import available_devices, resolve_device
+from fsrlib.experiment import ExperimentResult
 
 
 class Reached(Exception):
@@ -11,7 +17,7 @@ class Reached(Exception):
 
 
 @pytest.fixture
-def no_work(monkeypatch):
+def no_run(monkeypatch):
     """Replace the experiment so a test fails if the CLI starts working on bad arguments."""
     seen = {}
 
@@ -21,6 +27,13 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(cli, "run", fake_run)
     return seen
+
+
+@pytest.fixture
+def no_work(no_run, monkeypatch):
+    """As ``no_run``, and no dataset is read either (the protocol check before the run loads the collections)."""
+    monkeypatch.setattr(cli, "protocol_problem", lambda cfg: None)
+    return no_run
 
 
 def refused(args, capsys) -> str:
@@ -44,13 +57,125 @@ def refused(args, capsys) -> str:
     (["--backbone", "resnet"], r"--backbone resnet: unknown"),
     (["--epochs", "-1"], r"must be at least 0"),
     (["--critic-iters", "0"], r"must be at least 1"),
+    # issue 28: silent nonsense and work lost after the run, refused before it
+    (["--ratios", "1/16", "1/16"], r"--ratios: ratio listed more than once: 1/16 \(2 times\)"),  # hr rows 3 times
+    (["--ratios", "1/16", "0.0625"], r"1/16 \(2 times\).*list each ratio once"),
+    (["--ratios", "nan"], r"a ratio is a number or fraction like 1/16, not 'nan'"),
+    (["--ratios", "1/0"], r"not '1/0'"),
+    (["--methods", "raw", "raw"], r"--methods: methods lists 'raw' more than once"),  # crashed in worse_than_raw
+    (["--seeds", "1", "1"], r"--seeds: seeds lists 1 more than once"),
+    (["--seeds", "-1"], r"must be at least 0, got -1"),  # failed in the ISR trainer's generator
+    (["--seed", "-3"], r"must be at least 0, got -3"),
+    (["--seed", "3", "--seeds", "1", "2"], r"--seed 3: ignored when --seeds is given"),
+    (["--folds", "1", "--protocol", "group_disjoint"], r"must be at least 2"),
+    (["--folds", "5"], r"--folds 5: only --protocol group_disjoint reads it, and the protocol is paper"),
+    (["--folds", "5", "--protocol", "cross_dataset", "--train-on", "paris6k"], r"the protocol is cross_dataset"),
+    (["--train-on", "paris6k"], r"--train-on: only --protocol cross_dataset reads it, and the protocol is paper"),
+    (["--protocol", "group_disjoint", "--train-on", "mini"], r"the protocol is group_disjoint"),
+    (["--protocol", "group_disjoint", "--train-dataset", "mini"], r"contradicts --protocol group_disjoint"),
+    (["--protocol", "paper", "--train-dataset", "mini"], r"contradicts --protocol paper"),
+    (["--protocol", "cross_dataset", "--train-dataset", "mini", "--train-on", "paris6k"],
+     r"--train-dataset and --train-on both name training collections"),
+    (["--train-data-dir", "elsewhere"], r"--train-data-dir elsewhere: it is --train-dataset's folder"),
+    (["--train-data-dirs", "elsewhere"], r"more folders than --train-on collections"),
+    (["--protocol", "cross_dataset", "--train-on", "mini", "mini"], r"mini \(folder -\) is listed more than once"),
+    (["--protocol", "cross_dataset"], r"--protocol cross_dataset needs --train-on"),
 ])
 def test_bad_arguments_are_refused_before_any_work(no_work, capsys, args, message):
-    import re
-
     err = refused(args, capsys)
     assert re.search(message, err), err
     assert "cfg" not in no_work
+
+
+def test_out_that_cannot_be_written_is_refused_before_the_run(no_work, capsys, tmp_path):
+    """Issue 28: --out a folder, under a file, or given twice failed (or overwrote) only after the whole run."""
+    (tmp_path / "table.csv").mkdir()
+    (tmp_path / "plain").write_text("not a folder")
+    err = refused(["--out", str(tmp_path / "table.csv"), "--out", str(tmp_path / "plain" / "sub" / "t.csv"),
+                   "--out", str(tmp_path / "t.json"), "--out", str(tmp_path / "." / "t.json")], capsys)
+    assert f"--out {tmp_path / 'table.csv'}: is a folder; name a file in it" in err
+    assert f"{tmp_path / 'plain'} is a file, so the folder {tmp_path / 'plain' / 'sub'} cannot be made" in err
+    assert "the same file as --out" in err and "cfg" not in no_work
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_out_without_permission_is_refused(no_work, capsys, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    err = refused(["--out", str(locked / "new" / "t.csv")], capsys)
+    assert f"no permission to write in {locked}" in err
+
+
+def test_older_train_dataset_means_cross_dataset(no_work):
+    """--train-dataset is turned into the one spelling, so the run and its report name the same protocol."""
+    with pytest.raises(Reached):
+        cli.main(["experiment", "--train-dataset", "mini", "--train-data-dir", "elsewhere", "--methods", "ridge"])
+    cfg = no_work["cfg"]
+    assert (cfg.protocol, cfg.train_on, cfg.train_data_dirs, cfg.train_dataset) == \
+        ("cross_dataset", ("mini",), ("elsewhere",), None)
+
+
+def test_a_byte_copy_of_the_test_collection_is_not_cross_dataset(no_run, capsys, mini_dataset, tmp_path):
+    """Issue 28: training on a copy of the test folder ran and was reported as cross-dataset; bytes, not folder
+    names, decide, and the refusal comes before any feature is extracted."""
+    copy = tmp_path / "mini-copy"
+    shutil.copytree(mini_dataset.root, copy)
+    err = refused(["--dataset", "mini", "--data-dir", str(mini_dataset.root), "--protocol", "cross_dataset",
+                   "--train-on", "mini", "--train-data-dirs", str(copy), "--methods", "raw", "ridge"], capsys)
+    assert re.search(r"168 training image\(s\) of mini \(168 images from .*mini-copy\) have the same bytes as "
+                     r"images of the test collection mini", err), err
+    assert "e.g. " in err and "; ..." in err and "train on another collection" in err and "cfg" not in no_run
+
+
+def test_protocol_and_dataset_problems_are_refused_before_the_run(no_run, capsys, mini_dataset, tmp_path):
+    """Found by building the folds and loading the collections first, not by a traceback after extraction."""
+    err = refused(["--dataset", "mini", "--data-dir", str(mini_dataset.root), "--protocol", "group_disjoint",
+                   "--folds", "50", "--methods", "ridge"], capsys)
+    assert "nothing was run" in err and "group-disjoint folds need 2 <= k <= 14" in err
+    err = refused(["--dataset", "holidays", "--data-dir", str(tmp_path / "absent"), "--methods", "raw"], capsys)
+    assert "nothing was run" in err and str(tmp_path / "absent") in err and "cfg" not in no_run
+
+
+def test_extract_refuses_repeated_ratios(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["extract", "--dataset", "mini", "--split", "db", "--ratios", "1/4", "0.25"])
+    assert exit_info.value.code == 2 and "1/4 (2 times)" in capsys.readouterr().err
+
+
+def test_tables_are_saved_before_the_report(monkeypatch, tmp_path):
+    """Issue 28: a report that failed after the run lost the results; now they are on disk first."""
+    table = pd.DataFrame({"dataset": "mini", "method": ["hr", "raw"], "ratio": 0.25, "ratio_label": "1/4",
+                          "seed": 0, "metric": "mAP", "value": [0.9, 0.5]})
+    monkeypatch.setattr(cli, "protocol_problem", lambda cfg: None)
+    monkeypatch.setattr(cli, "run", lambda cfg, seeds=None, progress=True: ExperimentResult(table, pd.DataFrame(), []))
+
+    def broken_report(*args):
+        raise RuntimeError("a report failed")
+
+    monkeypatch.setattr(cli, "report", broken_report)
+    with pytest.raises(RuntimeError, match="a report failed"):
+        cli.main(["experiment", "--methods", "raw", "--ratios", "1/4", "--out", str(tmp_path / "r" / "t.csv")])
+    assert pd.read_csv(tmp_path / "r" / "t.csv")["value"].tolist() == [0.9, 0.5]
+
+
+def test_a_table_that_cannot_be_saved_does_not_stop_the_others(monkeypatch, tmp_path, capsys):
+    table = pd.DataFrame({"dataset": "mini", "backbone": "b", "protocol": "paper", "method": ["hr", "raw"],
+                          "ratio": 0.25, "ratio_label": "1/4", "seed": 0, "metric": "mAP", "value": [0.9, 0.5]})
+    monkeypatch.setattr(cli, "protocol_problem", lambda cfg: None)
+    monkeypatch.setattr(cli, "run", lambda cfg, seeds=None, progress=True: ExperimentResult(table, pd.DataFrame(), []))
+    real_save = cli.save_table
+
+    def save(table, path):
+        if str(path).endswith(".json"):
+            raise OSError(f"[Errno 28] No space left on device: {path!r}")
+        return real_save(table, path)
+
+    monkeypatch.setattr(cli, "save_table", save)
+    code = cli.main(["experiment", "--methods", "raw", "--ratios", "1/4", "--out", str(tmp_path / "t.json"),
+                     "--out", str(tmp_path / "t.csv")])
+    out, err = capsys.readouterr()
+    assert code == 1 and (tmp_path / "t.csv").is_file() and "could not save the table at" in err
+    assert "mAP on mini" in out  # the report still shows the numbers
 
 
 def test_all_problems_are_listed_at_once(no_work, capsys):

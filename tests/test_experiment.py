@@ -1,10 +1,11 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fsrlib.__main__ import main, parse_ratio
-from fsrlib.experiment import ExperimentConfig, pivot, profile_settings, run_experiment, save_table, worse_than_raw
+from fsrlib.experiment import ExperimentConfig, pivot, profile_settings, run, run_experiment, save_table, worse_than_raw
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +126,96 @@ def test_generator_config_is_what_the_registry_trains():
     assert set(GENERATORS) == {"cnn_baseline", "gan_distance", "fsrgan", "fsrgan_r3", "fsrgan_residual"}
     with pytest.raises(KeyError, match="not a generator method"):
         generator_config("ridge", budget)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"ratios": ()}, r"ratios=\(\): no down-scaling ratio given"),  # papermill's `ratios: []` gave empty tables
+    ({"ratios": [1 / 16, 0.0625]}, r"ratio listed more than once: 1/16 \(2 times\)"),
+    ({"ratios": (float("nan"),)}, r"ratios=\(nan,\): .*area ratio in \(0, 1\].*got nan"),
+    ({"ratios": (0.25, 4.0)}, r"a ratio above 1 would enlarge"),
+    ({"ratios": ("1/16",)}, r"must be a real number .* not a str: '1/16'"),
+    ({"ratios": 0.25}, r"ratios must be a list of area ratios such as \(1/4, 1/16\), not 0.25"),
+    ({"methods": ("raw", "ridge", "raw")}, r"methods lists 'raw' more than once"),
+    ({"methods": "raw"}, r"methods='raw': expected a list"),
+    ({"methods": ()}, r"no method given"),
+    ({"seed": -1}, r"a seed must be a whole number of at least 0, got -1"),
+    ({"epochs": -2, "critic_iters": 0}, r"epochs=-2.*\n.*critic_iters=0"),
+    ({"kappas": (5, 5)}, r"kappas lists 5 more than once"),
+    ({"protocol": "leave_one_out"}, r"protocol='leave_one_out': unknown protocol; choose one of paper"),
+    ({"isr_profile": "huge"}, r"isr_profile='huge': unknown profile"),
+    ({"protocol": "group_disjoint", "folds": 1}, r"folds=1: folds must be a whole number of at least 2"),
+    ({"protocol": "group_disjoint", "train_dataset": "mini"}, r"cannot be combined with protocol='group_disjoint'"),
+    ({"train_dataset": "mini", "train_on": ("paris6k",)}, r"both name training collections"),
+    ({"train_data_dir": "elsewhere"}, r"train_data_dir='elsewhere' is the folder of train_dataset, which is not given"),
+    ({"train_on": ("mini",), "train_data_dirs": (None, "b")}, r"more folders than train_on"),
+    ({"protocol": "cross_dataset", "train_on": ("paris6k", "paris6k")}, r"paris6k \(default folder\) more than once"),
+    ({"protocol": "cross_dataset"}, r"protocol='cross_dataset' needs the collections to train on"),
+])
+def test_config_refuses_bad_fields_when_made(changes, message):
+    """Issue 28: a chapter's (or a caller's) bad parameters fail where the config is made, naming the value."""
+    with pytest.raises(ValueError, match=message) as info:
+        ExperimentConfig(**changes)
+    assert "nothing was run" in str(info.value)
+
+
+def test_config_keeps_valid_values_and_train_on_across_protocols():
+    from fractions import Fraction
+
+    cfg = ExperimentConfig(ratios=[Fraction(1, 4), np.float64(1 / 16)], methods=["raw"], seed=np.int64(3))
+    assert cfg.ratios == (0.25, 0.0625) and cfg.methods == ("raw",) and cfg.seed == 3
+    from dataclasses import replace
+
+    crossed = ExperimentConfig(protocol="cross_dataset", train_on=("paris6k", "mini"), train_data_dirs=("p",))
+    assert replace(crossed, protocol="paper").train_on == ("paris6k", "mini")  # chapters switch protocols this way
+    assert ExperimentConfig(train_dataset="mini").protocol == "paper"  # the older spelling still runs cross-dataset
+
+
+def test_run_checks_seeds_and_later_changes_before_any_work(monkeypatch):
+    from fsrlib import experiment
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a dataset was loaded")
+
+    monkeypatch.setattr(experiment, "load_dataset", no_loading)
+    for seeds, message in (([], "no seed given"), ([0, 1, 0], "seeds lists 0 more than once"),
+                           ([1, -1], "got -1"), (0, "not the single value 0")):
+        with pytest.raises(ValueError, match=message):
+            run(ExperimentConfig(), seeds=seeds, progress=False)
+    cfg = ExperimentConfig()
+    cfg.ratios = ()
+    with pytest.raises(ValueError, match="no down-scaling ratio given"):
+        run(cfg, progress=False)
+
+
+def test_worse_than_raw_refuses_a_table_with_raw_twice():
+    import pandas as pd
+
+    table = pd.DataFrame([{"method": "raw", "ratio": 0.25, "ratio_label": "1/4", "metric": "mAP", "value": v}
+                          for v in (0.8, 0.7)])
+    with pytest.raises(ValueError, match="several raw mAP rows at ratio 1/4"):
+        worse_than_raw(table)
+
+
+def test_cli_saves_before_reporting(mini_table, shared_cache, tmp_path, capsys, monkeypatch):
+    """The tables are written first; --out into a missing folder is made."""
+    monkeypatch.setenv("FSRLIB_CACHE", str(shared_cache))
+    out = tmp_path / "new" / "r.json"
+    assert main(["experiment", "--ratios", "1/4", "--methods", "raw", "--quiet", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.index("saved") < text.index("mAP on mini") and json.loads(out.read_text())["rows"]
+
+
+def test_a_failed_save_keeps_the_older_table(tmp_path, monkeypatch):
+    import pandas as pd
+
+    older = tmp_path / "t.csv"
+    older.write_text("older table\n")
+
+    def disk_full(self, path, **kwargs):
+        Path(path).write_text("half a ta")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_table(pd.DataFrame({"a": [1]}), older)
+    assert older.read_text() == "older table\n" and list(tmp_path.iterdir()) == [older]

@@ -1,6 +1,7 @@
 """Evaluation protocols (fsrlib.protocols): which images a trained method may learn from."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,61 @@ def test_experiment_cross_dataset_trains_on_the_named_folder(mini_dataset, tmp_p
                            train_dataset="mini", train_data_dir=str(mini_dataset.root))
     with pytest.raises(ValueError, match="own folder"):
         run(cfg, progress=False)
+
+
+def with_files(ds: RetrievalDataset, seed: int = 0) -> RetrievalDataset:
+    """Write a distinct small file for every image of ``ds`` (all of one size, so only bytes tell them apart)."""
+    rng = np.random.default_rng(seed)
+    for rel in dict.fromkeys((*ds.images, *ds.queries, *ds.train)):
+        ds.path(rel).parent.mkdir(parents=True, exist_ok=True)
+        ds.path(rel).write_bytes(rng.bytes(64))
+    return ds
+
+
+def test_cross_dataset_refuses_a_byte_copy_of_the_test_images_under_any_name(tmp_path):
+    """Issue 28: a copy of the test folder defeated the folder check and was reported as cross-dataset."""
+    test = with_files(holidays_like(tmp_path / "test"))
+    other = with_files(holidays_like(tmp_path / "other"), seed=1)
+    (fold,) = cross_dataset_folds(test, [other])  # different bytes: accepted
+    assert len(fold.train.train) == 14
+    renamed = holidays_like(tmp_path / "renamed", groups=2)
+    for i, rel in enumerate(renamed.images):  # the test collection's database images under other names
+        renamed.path(rel).parent.mkdir(parents=True, exist_ok=True)
+        renamed.path(rel).write_bytes(test.path(test.images[i + 3]).read_bytes())
+    copied = (r"4 training image\(s\) of holidays\+holidays \(18 images from /\) have the same bytes as images of "
+              r"the test collection holidays .*e\.g\. .*renamed/jpg/100001\.jpg = .*test/jpg/100101\.jpg; .*; \.\.\.: "
+              r"a model trained on them")
+    with pytest.raises(ValueError, match=copied):
+        cross_dataset_folds(test, [other, renamed])
+
+
+def test_group_disjoint_refuses_a_held_out_photo_filed_under_another_group(tmp_path):
+    """A copy of a photo filed under another group's name would show a model the scene it is scored on."""
+    ds = with_files(holidays_like(tmp_path))
+    assert len(group_disjoint_folds(ds, k=7)) == 7
+    ds.path("jpg/100601.jpg").write_bytes(ds.path("jpg/100000.jpg").read_bytes())  # group 1006 holds 1000's query
+    with pytest.raises(ValueError, match=r"1 training image\(s\) .* same bytes as images of the groups fold \d/7 "
+                                         r"holds out .*(100601\.jpg = .*100000|100000\.jpg = .*100601)\.jpg.*"
+                                         r"use the paper protocol"):
+        group_disjoint_folds(ds, k=7)
+
+
+def test_experiment_refuses_a_copy_before_extracting(mini_dataset, tmp_path, monkeypatch):
+    """The protocol's training sets are built (and checked) before any feature is extracted."""
+    import shutil
+
+    from fsrlib import experiment
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("features were extracted before the protocol was checked")
+
+    monkeypatch.setattr(experiment, "extract_features", no_extraction)
+    copy = tmp_path / "mini-copy"
+    shutil.copytree(mini_dataset.root, copy)
+    base = experiment.ExperimentConfig(dataset="mini", data_dir=str(mini_dataset.root), ratios=(1 / 16,),
+                                       methods=("raw", "ridge"))
+    with pytest.raises(ValueError, match="have the same bytes as images of the test collection mini"):
+        experiment.run(replace(base, protocol="cross_dataset", train_on=("mini",), train_data_dirs=(str(copy),)),
+                       progress=False)
+    with pytest.raises(ValueError, match="group-disjoint folds need 2 <= k <= 14"):
+        experiment.run(replace(base, protocol="group_disjoint", folds=50), progress=False)
