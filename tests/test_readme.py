@@ -37,3 +37,17 @@ def test_search_fast_path_example_runs_and_finds_the_neighbours():
     exec(compile(code, str(README), "exec"), namespace)
     assert namespace["ids"].shape == (10, 100)
     assert (namespace["ids"][:, 0] == np.arange(10)).all()  # each query's own row comes first
+
+
+def test_every_test_the_reliability_section_names_exists():
+    section = README.read_text().split("## Reliability: what is guaranteed", 1)[1].split("\n## ", 1)[0]
+    named, current = [], None
+    for path, name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", section):
+        current = path or current
+        if name:
+            named.append((current, name))
+    assert len(named) >= 15
+    repo = README.parent
+    missing = [f"{path}::{name}" for path, name in named
+               if not re.search(rf"^def {name}\(", (repo / path).read_text(), re.M)]
+    assert not missing, f"README's reliability section names tests that do not exist: {missing}"
