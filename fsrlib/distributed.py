@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +34,9 @@ import torch.distributed as dist
 from .datasets import DatasetNotFoundError, RetrievalDataset, load_dataset
 from .degrade import ratio_label
 from .devices import resolve_device
-from .features import CachePlan, FeatureRecipe, LoaderConfig, assemble, compute_jobs, lookup_features, pending_jobs
+from .features import (CachePlan, FeatureRecipe, LoaderConfig, assemble, compute_jobs, fill_cache, lookup_features,
+                       pending_jobs)
+from .paths import locked
 
 #: How long a rank waits for the others at the barrier (the slowest rank's share of the work, at most).
 BARRIER_TIMEOUT = timedelta(hours=6)
@@ -61,14 +63,14 @@ def extract_sharded(dataset: RetrievalDataset, split: str, ratios: Sequence[floa
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         loader = replace(loader, workers=max(1, loader.n_workers // local))
     if world_size() <= 1:
-        plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir)
-        if plan.missing:
-            compute_jobs(plan, pending_jobs(plan, loader), loader, progress=progress)
-            assemble(plan, loader)
-        return plan
-    with process_group(loader.device, timeout) as (rank, world, device):
+        return fill_cache(dataset, split, ratios, recipe, loader, cache_dir=cache_dir, progress=progress)
+    with process_group(loader.device, timeout) as (rank, world, device), ExitStack() as hold:
         loader = replace(loader, device=device)
-        plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir) if rank == 0 else None
+        plan = None
+        if rank == 0:  # rank 0 holds the entries' locks until it has assembled them (another run waits)
+            plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir)
+            hold.enter_context(locked([plan.paths[r] for r in plan.missing], "feature cache entry"))
+            plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir)
         shared = [(plan.keys, plan.paths, pending_jobs(plan, loader)) if plan is not None else None]
         dist.broadcast_object_list(shared, src=0)
         keys, paths, jobs = shared[0]

@@ -191,12 +191,39 @@ def rar_command(archive: Path, dest: Path) -> list[str]:
 
 
 def _merge_into(src: Path, dest: Path) -> None:
+    """Move the unpacked tree ``src`` into ``dest``. A file already there with the same bytes is kept as it is (a
+    repeated or resumed unpack); one with other bytes is never replaced: a ``DownloadError`` names it (it may be a
+    file the user edited, e.g. a corrected query box) and nothing of the user's is lost."""
+    clashes = _clashes(src, dest)
+    if clashes:
+        shown = ", ".join(str(c) for c in clashes[:3]) + (", ..." if len(clashes) > 3 else "")
+        raise DownloadError(f"unpacking would replace {len(clashes)} file(s) in {dest} that differ from the archive's "
+                            f"copy ({shown}); fsrlib does not overwrite them. Move them away (or delete them if "
+                            "they are not yours) and rerun.")
+    _move_tree(src, dest)
+
+
+def _clashes(src: Path, dest: Path) -> list[Path]:
+    """Files under ``dest`` that the tree ``src`` would replace with other content (or by a folder)."""
+    found = []
+    for item in src.iterdir():
+        target = dest / item.name
+        if not (target.exists() or target.is_symlink()):
+            continue
+        if item.is_dir() and target.is_dir() and not target.is_symlink():
+            found += _clashes(item, target)
+        elif item.is_dir() or not target.is_file() or sha256sum(item) != sha256sum(target):
+            found.append(target)
+    return found
+
+
+def _move_tree(src: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for item in src.iterdir():
         target = dest / item.name
         if item.is_dir() and target.is_dir():
-            _merge_into(item, target)
-        else:
+            _move_tree(item, target)
+        elif not target.exists():
             os.replace(item, target)
 
 

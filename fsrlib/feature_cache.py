@@ -46,8 +46,8 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
               decode: str = "full", precision: str = "float32") -> dict:
     """Everything a cached feature array depends on, as a JSON-able dict.
 
-    The image listing covers each path, crop box and file size (a replaced file
-    almost always changes size), plus the dataset's content ``version``.
+    The image listing covers each path, crop box and the digest of the file's bytes
+    (:meth:`~fsrlib.datasets.RetrievalDataset.listing_sha256`), plus the dataset's content ``version``.
     ``decode="draft"`` (reduced-size JPEG decoding) and an autocast ``precision``
     change the numbers, so they enter the key; the defaults leave it as
     format 2 wrote it, so existing entries stay valid (as does the degradation's field name, ``"method"``).

@@ -63,7 +63,7 @@ from .paths import cache_dir_or_default, locked
 
 __all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "assemble",
            "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
-           "load_entry", "lookup_features", "network_inputs", "pending_jobs", "save_entry"]
+           "fill_cache", "load_entry", "lookup_features", "network_inputs", "pending_jobs", "save_entry"]
 
 
 @dataclass(frozen=True)
@@ -267,15 +267,24 @@ def extract_features(
     """
     recipe = FeatureRecipe(backbone, degradation, reference, store_dtype, decode, precision)
     loader = LoaderConfig(device, batch_size, chunk_size, workers)
+    return fill_cache(dataset, split, ratios, recipe, loader, cache_dir=cache_dir, upscaler=upscaler,
+                      progress=progress, on_chunk=on_chunk).features()
+
+
+def fill_cache(dataset: RetrievalDataset, split: str, ratios: Sequence[float], recipe: FeatureRecipe,
+               loader: LoaderConfig, *, cache_dir: str | Path | None = None, upscaler: Upscaler | None = None,
+               progress: bool = True, on_chunk: Callable[[float, int], None] | None = None) -> CachePlan:
+    """Load what is cached and compute the rest, holding the missing entries' locks (:func:`fsrlib.paths.locked`)
+    while they are built: a second process asking for them waits, then reads what the first built. Returns the
+    completed plan."""
     plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
     if plan.missing:
-        # another process extracting the same entries holds their locks: wait, then use what it built
         with locked([plan.paths[r] for r in plan.missing], "feature cache entry"):
             plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
             if plan.missing:
                 compute_jobs(plan, pending_jobs(plan, loader), loader, progress=progress, on_chunk=on_chunk)
                 assemble(plan, loader)
-    return plan.features()
+    return plan
 
 
 def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *,

@@ -49,7 +49,7 @@ def files_sha256(paths: Sequence[str | Path]) -> list[str]:
     modification time, gets a new digest, while an unchanged file is not read again. The memo is a small
     SQLite table in :func:`cache_root` (safe for concurrent processes); where it cannot be opened or written,
     digests are computed every time. A missing file raises ``FileNotFoundError`` naming it."""
-    import sqlite3
+    import time
 
     identities = []
     for path in paths:
@@ -59,27 +59,76 @@ def files_sha256(paths: Sequence[str | Path]) -> list[str]:
     todo = [i for i in identities if i not in _DIGESTS]
     if not todo:
         return [_DIGESTS[i] for i in identities]
+    if len(_DIGESTS) + len(todo) > MEMO_IN_MEMORY:
+        _DIGESTS.clear()  # bounded memory; the on-disk memo still answers
     memo = _open_digest_memo()
+    known = _memo_lookup(memo, todo) if memo is not None else {}
+    if known is None:  # the memo was damaged and has been removed: start a fresh one
+        memo, known = _open_digest_memo(), {}
+    digests = {**known, **{i: _read_sha256(i[0]) for i in todo if i not in known}}
+    # a file changed within the last seconds could change again within the same timestamp tick (git's "racy
+    # clean" case): its digest is used now but not remembered
+    settled = time.time_ns() - RACY_NS
+    remember = {i: d for i, d in digests.items() if max(i[3], i[4]) < settled}
+    _DIGESTS.update(remember)
+    if memo is not None:
+        _memo_store(memo, [(*i, d) for i, d in remember.items() if i not in known])
+    return [_DIGESTS.get(i) or digests[i] for i in identities]
+
+
+#: At most this many digests are kept in memory (about 0.5 KB each).
+MEMO_IN_MEMORY = 200_000
+#: Files modified more recently than this are hashed but not remembered.
+RACY_NS = 3_000_000_000
+
+
+def _memo_lookup(memo, identities: list[tuple]) -> dict[tuple, str] | None:
+    """The digests the memo holds for ``identities`` whose file is unchanged (same size, inode and times);
+    ``None`` if the memo turned out damaged (it is then closed and removed)."""
+    import sqlite3
+
+    found = {}
     try:
-        if memo is not None:
-            for identity in todo:
-                row = memo.execute("SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest WHERE path = ?",
-                                   (identity[0],)).fetchone()
-                if row is not None and tuple(row[:4]) == identity[1:]:
-                    _DIGESTS[identity] = row[4]
-        fresh = [(*identity, _read_sha256(identity[0])) for identity in todo if identity not in _DIGESTS]
-        _DIGESTS.update({f[:5]: f[5] for f in fresh})
-        if memo is not None and fresh:
+        for identity in identities:
+            row = memo.execute("SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest WHERE path = ?",
+                               (identity[0],)).fetchone()
+            if row is not None and tuple(row[:4]) == identity[1:]:
+                found[identity] = row[4]
+    except sqlite3.DatabaseError:
+        _reset_digest_memo(memo)
+        return None
+    return found
+
+
+def _memo_store(memo, rows: list[tuple]) -> None:
+    import sqlite3
+
+    try:
+        if rows:
             with memo:
-                memo.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)", fresh)
-    except sqlite3.Error:
-        pass  # a read-only, busy or damaged memo only costs a recomputation next time
+                memo.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)", rows)
+    except sqlite3.OperationalError:
+        pass  # read-only or busy: only costs a recomputation next time
+    except sqlite3.DatabaseError:
+        _reset_digest_memo(memo)
     finally:
-        if memo is not None:
-            memo.close()
-    return [_DIGESTS.get(i) or _read_sha256(i[0]) for i in identities]
+        memo.close()
 
 
+def _reset_digest_memo(memo) -> None:
+    """A damaged memo (fsrlib's own file) is removed with a warning, so the next call starts a fresh one."""
+    memo.close()
+    path = cache_root() / DIGEST_MEMO
+    warnings.warn(f"the file digest memo {path} is damaged; removing it (digests are recomputed once)",
+                  stacklevel=4)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+#: The SQLite file in :func:`cache_root` that remembers file digests.
+DIGEST_MEMO = "file-digests.sqlite3"
 _DIGESTS: dict[tuple, str] = {}
 
 
@@ -91,18 +140,45 @@ def _read_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _open_digest_memo():  # -> sqlite3.Connection | None
+def _open_digest_memo(retry: bool = True):  # -> sqlite3.Connection | None
+    """The digest memo, created if absent (a damaged one is replaced); ``None`` where it cannot be opened (a
+    read-only cache)."""
     import sqlite3
 
     try:
         root = cache_root()
         root.mkdir(parents=True, exist_ok=True)
-        memo = sqlite3.connect(root / "file-digests.sqlite3", timeout=60)
-        memo.execute("CREATE TABLE IF NOT EXISTS digest (path TEXT PRIMARY KEY, size INTEGER, inode INTEGER, "
-                     "mtime_ns INTEGER, ctime_ns INTEGER, sha256 TEXT)")
-        return memo
+        memo = sqlite3.connect(root / DIGEST_MEMO, timeout=60)
     except (OSError, sqlite3.Error):
         return None
+    try:
+        memo.execute("CREATE TABLE IF NOT EXISTS digest (path TEXT PRIMARY KEY, size INTEGER, inode INTEGER, "
+                     "mtime_ns INTEGER, ctime_ns INTEGER, sha256 TEXT)")
+        memo.execute("SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest LIMIT 1").fetchall()
+    except sqlite3.OperationalError as err:
+        if "readonly" in str(err) or "locked" in str(err):
+            return memo if _memo_readable(memo) else _closed(memo)
+        _reset_digest_memo(memo)  # another schema
+        return _open_digest_memo(retry=False) if retry else None
+    except sqlite3.DatabaseError:
+        _reset_digest_memo(memo)
+        return _open_digest_memo(retry=False) if retry else None
+    return memo
+
+
+def _memo_readable(memo) -> bool:
+    import sqlite3
+
+    try:
+        memo.execute("SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest LIMIT 1").fetchall()
+        return True
+    except sqlite3.Error:
+        return False
+
+
+def _closed(memo) -> None:
+    memo.close()
+    return None
 
 
 def cache_dir_or_default(cache_dir: str | Path | None, *parts: str) -> Path:
@@ -211,6 +287,31 @@ def checked_checkpoint(path: Path, device: str = "cpu", required: tuple[str, ...
     return (None, problem) if problem else (state, None)
 
 
+def written_by_fsrlib(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint :func:`save_checkpoint` wrote (even a damaged or edited one), told without
+    unpickling it: its pickle names :data:`CHECKSUM_KEY`. Files under :func:`cache_root` count as fsrlib's too."""
+    import zipfile
+
+    path = Path(path).absolute()
+    if path.is_relative_to(cache_root()):
+        return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            return bool(pickles) and CHECKSUM_KEY.encode() in archive.read(pickles[0])
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return False
+
+
+def refuse_to_overwrite(path: str | Path, what: str = "checkpoint") -> None:
+    """Raise ``FileExistsError`` if ``path`` holds a file fsrlib did not write (:func:`written_by_fsrlib`), before
+    any work that would end by writing over it."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not (path.is_file() and written_by_fsrlib(path)):
+        raise FileExistsError(f"{path} exists and is not a {what} fsrlib wrote; fsrlib will not write over it. "
+                              f"Choose another {what} path, or move that file away.")
+
+
 def discard(path: str | Path, what: str) -> None:
     """Remove an unusable file fsrlib wrote (a cache entry, a chunk) so it is rebuilt; where it cannot be removed
     (a read-only cache), raise a ``PermissionError`` that names it and says what to do."""
@@ -225,22 +326,34 @@ def discard(path: str | Path, what: str) -> None:
 
 
 @contextmanager
-def locked(paths: Sequence[str | Path], what: str = "cache entry") -> Iterator[None]:
-    """Hold an exclusive lock (``<path>.lock``, :mod:`filelock`) on each of ``paths`` for the block, so two
-    processes building the same entries do not interleave: the second waits, says so, and then finds them
-    built. Locks are taken in sorted order (no deadlock) and die with their process (no stale lock)."""
+def locked(paths: Sequence[str | Path], what: str = "cache entry", *, lock_dir: Path | None = None) -> Iterator[None]:
+    """Hold an exclusive lock (:mod:`filelock`) on each of ``paths`` for the block, so two processes building the
+    same thing do not interleave: the second waits, says so, and then finds it built. Locks are taken in sorted
+    order (no deadlock) and die with their process (no stale lock). The lock file is ``<path>.lock`` beside what it
+    guards (kept, as filelock's are: removing it would race), or, with ``lock_dir``, a file named by the path's
+    digest in that folder (for folders that are not fsrlib's to write beside). Lock files are made group- and
+    world-writable, so a cache shared by several users works."""
     from filelock import FileLock, Timeout
 
     locks = []
     try:
-        for path in sorted({Path(p) for p in paths}):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(path) + ".lock")
+        for path in sorted({Path(p).absolute() for p in paths}):
+            if lock_dir is None:
+                lock_file = Path(str(path) + ".lock")
+            else:
+                lock_file = lock_dir / (hashlib.sha256(str(path).encode()).hexdigest()[:24] + ".lock")
+            lock = FileLock(str(lock_file), mode=0o666)
             try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                warnings.warn(f"another process is building the {what} {path}; waiting for it", stacklevel=3)
-                lock.acquire()
+                lock_file.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    warnings.warn(f"another process is building the {what} {path}; waiting for it", stacklevel=3)
+                    lock.acquire()
+            except PermissionError as err:
+                raise PermissionError(
+                    f"cannot lock the {what} {path} ({lock_file}: {err.strerror or err}); the cache folder is not "
+                    "writable by you. Point FSRLIB_CACHE (or cache_dir) at a writable folder and run again.") from err
             locks.append(lock)
         yield
     finally:

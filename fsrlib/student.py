@@ -50,7 +50,7 @@ from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
 from .features import cache_key
 from .imageio import load_image
 from .pairs import FeaturePairs
-from .paths import cache_dir_or_default, file_sha256, load_arrays, read_checkpoint, save_arrays, save_checkpoint
+from .paths import cache_dir_or_default, file_sha256, files_sha256, load_arrays, read_checkpoint, save_arrays, save_checkpoint
 from .seed import deterministic
 
 FORMAT_VERSION = 1
@@ -323,7 +323,7 @@ def training_list(train: RetrievalDataset, exclude: Collection[str | Path] = ())
 
 def student_key(train: RetrievalDataset, cfg: StudentConfig) -> dict:
     """What a checkpoint depends on: the config (but the device) and the training photos' contents."""
-    contents = [file_digest(train.path(it.path)) for it in train.split_items("train")]
+    contents = [d[:24] for d in files_sha256([train.path(it.path) for it in train.split_items("train")])]
     settings = {k: v for k, v in asdict(cfg).items() if k != "device"}
     return {"format": FORMAT_VERSION, "config": json.loads(json.dumps(settings)), "exif": train.exif_transpose,
             "images": hashlib.sha256(json.dumps(contents).encode()).hexdigest()}

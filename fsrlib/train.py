@@ -22,7 +22,7 @@ from .degrade import ratio_label
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
-from .paths import cache_dir_or_default, checked_checkpoint, read_checkpoint, save_checkpoint
+from .paths import cache_dir_or_default, checked_checkpoint, read_checkpoint, refuse_to_overwrite, save_checkpoint
 from .retrieval import non_finite_rows
 from .seed import set_seed
 
@@ -135,18 +135,22 @@ def build_models(config: TrainConfig) -> tuple[FeatureGenerator, FeatureCritic |
 
 def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | None = None, *,
                  callback: Callable[[dict], None] | None = None, checkpoint: str | Path | None = None,
-                 resume: bool = False) -> TrainResult:
+                 resume: bool = False, owned_checkpoint: bool = False) -> TrainResult:
     """Train G (and D) on pairs from ``{ratio: (N, D)}`` training features, all ratios mixed.
 
     ``callback`` receives ``{"event": "step" | "epoch", ...}`` dicts. With
     ``checkpoint`` set, state is saved after every epoch; ``resume=True``
-    continues from it (the stored config must match); an unreadable checkpoint
+    continues from it (the stored config must match); a file there that fsrlib did not write is refused before
+    any training (never overwritten) unless ``owned_checkpoint`` says the path is fsrlib's own (a cache
+    entry), and an unreadable checkpoint
     (damaged, or failing its checksum) is reported with a warning and trained again from the start.
     """
     config = config or TrainConfig()
     if config.loss not in ("gan", "mse"):
         raise ValueError(f"loss must be 'gan' or 'mse', got {config.loss!r}")
     check_finite_features(features)
+    if checkpoint is not None and not owned_checkpoint:
+        refuse_to_overwrite(checkpoint)
     config = with_feature_dim(config, features)
     generator_seed = set_seed(config.seed)
     pairs = make_pairs(features)
@@ -205,7 +209,7 @@ def train_cached(features: Mapping[float, np.ndarray], config: TrainConfig, *, c
     folder = cache_dir_or_default(cache_dir)
     config = with_feature_dim(config, features)
     path = folder / "models" / f"{config.loss}-r{config.r:g}-{training_key(features, config)}.pt"
-    return train_fsrgan(features, config, callback=callback, checkpoint=path, resume=True)
+    return train_fsrgan(features, config, callback=callback, checkpoint=path, resume=True, owned_checkpoint=True)
 
 
 #: What a checkpoint written by :func:`train_fsrgan` holds.

@@ -57,6 +57,16 @@ def test_holidays_same_name_twice_is_an_error(tmp_path, copy):
         load_dataset("holidays", tmp_path)
 
 
+def test_holidays_name_clashes_among_ignored_files_are_not_an_error(tmp_path):
+    """Files the loader ignores (not named NNNNNN) cannot change the benchmark, so their clashes are no error."""
+    holidays_tree(tmp_path)
+    jpg(tmp_path / "jpg" / "a" / "cover.jpg")
+    jpg(tmp_path / "jpg" / "b" / "cover.JPG")
+    with pytest.warns(UserWarning, match="cover"):
+        ds = load_dataset("holidays", tmp_path)
+    assert len(ds.images) == 6
+
+
 @pytest.mark.filterwarnings("ignore:.*partly present")
 def test_holidays_suffixes_in_any_case_and_subfolders(tmp_path):
     """Group ids come from the name alone, so .JPG, .jpeg and folders (jpg1/, jpg2/) change nothing."""

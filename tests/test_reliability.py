@@ -110,6 +110,7 @@ def test_file_digest_sees_a_same_size_same_mtime_replacement(tmp_path, monkeypat
 
 
 def test_file_digests_are_remembered_across_processes_and_survive_a_read_only_memo(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RACY_NS", 0)  # remember files written a moment ago
     files = []
     for i in range(3):
         files.append(tmp_path / f"{i}.bin")
@@ -120,9 +121,8 @@ def test_file_digests_are_remembered_across_processes_and_survive_a_read_only_me
     monkeypatch.setattr(paths, "_read_sha256", lambda p: pytest.fail(f"{p} was read again"))
     assert paths.files_sha256(files) == expected  # from the on-disk memo
     paths._DIGESTS.clear()
-    monkeypatch.setattr(paths, "_open_digest_memo", lambda: None)  # a cache where nothing can be written
     monkeypatch.undo()
-    monkeypatch.setattr(paths, "_open_digest_memo", lambda: None)
+    monkeypatch.setattr(paths, "_open_digest_memo", lambda: None)  # a cache where nothing can be written
     assert paths.files_sha256(files) == expected
     with pytest.raises(FileNotFoundError, match="missing.bin"):
         paths.file_sha256(tmp_path / "missing.bin")
@@ -152,6 +152,41 @@ def test_an_exif_rotation_in_place_gives_new_features(tiny_dataset):
     after = extract_features(ds, "query", (1.0,), progress=False, workers=0)[1.0]
     assert np.abs(after[0] - before[0]).max() > 0.1
     np.testing.assert_array_equal(after[1], before[1])
+
+
+@pytest.mark.parametrize("damage", ["garbage pages", "another schema"])
+def test_a_damaged_digest_memo_is_replaced_not_read_forever(tmp_path, monkeypatch, damage):
+    import sqlite3
+
+    monkeypatch.setattr(paths, "RACY_NS", 0)
+    files = [tmp_path / f"{i}.bin" for i in range(20)]
+    for i, f in enumerate(files):
+        f.write_bytes(bytes([i]) * 50)
+    expected = paths.files_sha256(files)
+    memo = paths.cache_root() / paths.DIGEST_MEMO
+    if damage == "garbage pages":
+        data = bytearray(memo.read_bytes())
+        data[100:len(data)] = np.random.default_rng(0).integers(0, 256, len(data) - 100, dtype=np.uint8).tobytes()
+        memo.write_bytes(bytes(data))
+    else:
+        memo.unlink()
+        with sqlite3.connect(memo) as db:
+            db.execute("CREATE TABLE digest (name TEXT)")
+    paths._DIGESTS.clear()
+    with pytest.warns(UserWarning, match="digest memo .* is damaged; removing it"):
+        assert paths.files_sha256(files) == expected
+    paths._DIGESTS.clear()
+    reads = []
+    monkeypatch.setattr(paths, "_read_sha256", lambda p: reads.append(p) or pytest.fail("read again"))
+    assert paths.files_sha256(files) == expected  # the fresh memo answers
+    assert not reads
+
+
+def test_a_file_changed_a_moment_ago_is_not_remembered(tmp_path):
+    photo = tmp_path / "p.bin"
+    photo.write_bytes(b"a" * 10)
+    paths.file_sha256(photo)
+    assert not any(key[0] == str(photo) for key in paths._DIGESTS)  # racy: hashed, not remembered
 
 
 # ------------------------------------------------------------------ every file read back is verified
@@ -188,6 +223,23 @@ def test_a_checkpoint_without_a_checksum_is_not_trusted(tmp_path):
     paths.save_checkpoint(path, {"weights": torch.ones(3), "history": [1.0, 2.0], "scalar": torch.tensor(2.0)})
     state = paths.read_checkpoint(path, required=("weights",))
     assert set(state) == {"weights", "history", "scalar"}
+
+
+def test_a_file_that_is_not_an_fsrlib_checkpoint_is_never_overwritten(tmp_path):
+    from fsrlib.train import TrainConfig, train_fsrgan
+
+    features = {1.0: np.ones((8, 4), np.float32), 0.25: np.zeros((8, 4), np.float32)}
+    mine = tmp_path / "mine.pt"
+    torch.save({"my": torch.arange(3)}, mine)
+    before = mine.read_bytes()
+    for resume in (True, False):
+        with pytest.raises(FileExistsError, match=r"mine.pt exists and is not a checkpoint fsrlib wrote"):
+            train_fsrgan(features, TrainConfig(epochs=1, batch_size=4), checkpoint=mine, resume=resume)
+    assert mine.read_bytes() == before
+    ours = tmp_path / "ours.pt"
+    train_fsrgan(features, TrainConfig(epochs=1, batch_size=4), checkpoint=ours)
+    assert paths.written_by_fsrlib(ours)
+    train_fsrgan(features, TrainConfig(epochs=2, batch_size=4), checkpoint=ours, resume=True)  # ours: resumed
 
 
 @pytest.mark.slow
@@ -236,6 +288,85 @@ def test_two_concurrent_extractions_into_one_cache_both_succeed(tmp_path, mini_d
     assert [run.returncode for run in runs] == [0, 0], errors
     np.testing.assert_array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))
     assert not list((tmp_path / "cache").rglob("*.partial"))
+
+
+def test_the_command_line_extraction_waits_for_a_concurrent_one(tmp_path, mini_dataset, monkeypatch):
+    """``python -m fsrlib extract`` runs through distributed.extract_sharded: it takes the same locks."""
+    from fsrlib import features
+    from fsrlib.distributed import extract_sharded
+
+    taken = []
+    real = features.locked
+    monkeypatch.setattr(features, "locked", lambda entries, what: taken.append(list(entries)) or real(entries, what))
+    plan = extract_sharded(mini_dataset, "query", (1.0,), cache_dir=tmp_path, progress=False)
+    assert taken and taken[0] == [plan.paths[1.0]]
+    assert Path(str(plan.paths[1.0]) + ".lock").exists()
+
+
+def test_a_lock_that_cannot_be_taken_says_what_to_do(tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(FileLock, "acquire", refuse)
+    with pytest.raises(PermissionError, match=r"cannot lock the feature cache entry .*Point FSRLIB_CACHE"):
+        with paths.locked([tmp_path / "e.npz"], "feature cache entry"):
+            pass
+
+
+def test_mini_is_built_once_by_concurrent_loaders(tmp_path):
+    code = ("import sys; from fsrlib.datasets.mini import load_mini; ds = load_mini(sys.argv[1]); "
+            "assert all(ds.path(p).is_file() for p in ds.images + ds.queries + ds.train); print(ds.version)")
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "mini")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [o[1][-500:] for o in outputs]
+    assert outputs[0][0] == outputs[1][0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mini"]  # no temporary folder left
+
+
+def test_a_file_added_while_mini_builds_is_kept(tmp_path, monkeypatch):
+    from fsrlib.datasets import mini
+
+    root = tmp_path / "mini"
+    real_build = mini.build_mini
+
+    def build_while_the_user_writes(tmp):
+        manifest = real_build(tmp)
+        root.mkdir()
+        (root / "thesis.tex").write_text("chapter 1")
+        return manifest
+
+    monkeypatch.setattr(mini, "build_mini", build_while_the_user_writes)
+    with pytest.raises(NotAMiniFolderError, match="thesis.tex"):
+        load_mini(root)
+    assert (root / "thesis.tex").read_text() == "chapter 1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mini"]
+
+
+def test_an_empty_folder_keeps_its_permissions(tmp_path):
+    (tmp_path / "empty").mkdir(mode=0o775)
+    os.chmod(tmp_path / "empty", 0o2775)
+    load_mini(tmp_path / "empty")
+    assert (tmp_path / "empty").stat().st_mode & 0o7777 == 0o2775
+
+
+def test_unpacking_never_replaces_a_file_that_differs(tmp_path):
+    from fsrlib.download import DownloadError, _merge_into
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    for root, text in ((src, "archive"), (dest, "corrected by me")):
+        (root / "gt").mkdir(parents=True)
+        (root / "gt" / "q_query.txt").write_text(text)
+        (root / "gt" / "same.txt").write_text("same")
+    (src / "gt" / "new.txt").write_text("new")
+    with pytest.raises(DownloadError, match=r"replace 1 file\(s\) .*q_query.txt.*Move them away"):
+        _merge_into(src, dest)
+    assert (dest / "gt" / "q_query.txt").read_text() == "corrected by me"
+    (dest / "gt" / "q_query.txt").write_text("archive")  # the same bytes: a resumed unpack
+    _merge_into(src, dest)
+    assert sorted(p.name for p in (dest / "gt").iterdir()) == ["new.txt", "q_query.txt", "same.txt"]
 
 
 # ------------------------------------------------------------------ environment

@@ -43,7 +43,7 @@ def load_holidays(root: str | Path, release: str = "original") -> RetrievalDatas
         raise KeyError(f"unknown Holidays release {release!r}; choose one of {list(RELEASES)}")
     root = Path(root)
     image_dir = root / RELEASES[release]
-    found = find_images(root, image_dir) if image_dir.is_dir() else {}
+    found = find_images(root, image_dir, _NAME.match) if image_dir.is_dir() else {}
     named = {stem: rel for stem, rel in found.items() if _NAME.match(stem)}
     if not named:
         raise DatasetNotFoundError(

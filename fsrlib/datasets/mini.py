@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from ..paths import cache_root
+from ..paths import cache_root, locked
 from .base import RetrievalDataset
 
 MINI_VERSION = 1
@@ -181,20 +181,29 @@ def load_mini(root: str | Path | None = None) -> RetrievalDataset:
     root = Path(root) if root is not None else default_root()
     manifest = _read_valid_manifest(root, root / "manifest.json")
     if manifest is None:
-        refusal = _why_not_ours(root)
-        if refusal:
-            raise NotAMiniFolderError(
-                f"{root} {refusal}, so fsrlib will not build the mini dataset there (it never deletes or "
-                f"overwrites files it did not create). Pass a new or empty folder as data_dir, or none at all to "
-                f"use the cache ({default_root()}); to load a benchmark from that folder, name the benchmark "
-                f"(e.g. dataset='holidays').")
-        manifest = _build_into(root)
+        _refuse_unless_ours(root)
+        # one builder at a time (the lock file lives in the cache, never beside a folder of the user's)
+        with locked([root], "mini dataset", lock_dir=cache_root() / "locks"):
+            manifest = _read_valid_manifest(root, root / "manifest.json")  # built while we waited?
+            if manifest is None:
+                _refuse_unless_ours(root)
+                manifest = _build_into(root)
     return RetrievalDataset(
         name="mini", root=root, images=tuple(manifest["images"]), queries=tuple(manifest["queries"]),
         gnd=tuple({**g, "bbx": None} for g in manifest["gnd"]), train=tuple(manifest["train"]),
         notes=("smoke-scale stand-in built from sample photographs in installed wheels; not a benchmark",),
         version=manifest["sha256"],
     )
+
+
+def _refuse_unless_ours(root: Path) -> None:
+    refusal = _why_not_ours(root)
+    if refusal:
+        raise NotAMiniFolderError(
+            f"{root} {refusal}, so fsrlib will not build the mini dataset there (it never deletes or "
+            f"overwrites files it did not create). Pass a new or empty folder as data_dir, or none at all to "
+            f"use the cache ({default_root()}); to load a benchmark from that folder, name the benchmark "
+            f"(e.g. dataset='holidays').")
 
 
 def _why_not_ours(root: Path) -> str | None:
@@ -213,7 +222,7 @@ def _why_not_ours(root: Path) -> str | None:
         is_ours = manifest.get("built_by", BUILT_BY) == BUILT_BY and "sha256" in manifest
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         is_ours, listed = False, set()
-    foreign = [str(p.relative_to(root)) for p in sorted(root.rglob("*"))
+    foreign = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*"))
                if not p.is_dir() or p.is_symlink()] if is_ours else entries
     foreign = [f for f in foreign if f not in listed]
     if not foreign:
@@ -234,17 +243,16 @@ def _build_into(root: Path) -> dict:
         manifest["built_by"] = BUILT_BY
         manifest["sha256"] = files_digest(tmp, manifest["images"] + manifest["queries"] + manifest["train"])
         (tmp / "manifest.json").write_text(json.dumps(manifest))
+        if root.is_dir():
+            os.chmod(tmp, root.stat().st_mode & 0o7777)  # the folder keeps its permissions
         if root.is_dir() and any(root.iterdir()):
             old = Path(tempfile.mkdtemp(prefix=".mini-old-", dir=root.parent))
             os.replace(root, old)  # onto the empty folder mkdtemp made
-        try:
-            os.replace(tmp, root)  # onto nothing, or an empty folder
-        except OSError:
-            # another process built it meanwhile: use theirs if it is valid
-            theirs = _read_valid_manifest(root, root / "manifest.json")
-            if theirs is None:
-                raise
-            return theirs
+            if _why_not_ours(old):  # something of the user's arrived since the check: put it all back
+                os.replace(old, root)
+                old = None
+                _refuse_unless_ours(root)
+        os.replace(tmp, root)  # onto nothing, or an empty folder
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:

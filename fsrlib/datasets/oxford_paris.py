@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,19 +96,20 @@ def parse_query_file(path: Path, prefix: str) -> tuple[str, tuple[float, float, 
     return image_name(parts[0], prefix), (x1, y1, x2, y2)
 
 
-def find_images(root: Path, image_dir: Path) -> dict[str, str]:
+def find_images(root: Path, image_dir: Path, used: Callable[[str], object] | None = None) -> dict[str, str]:
     """``{name: path relative to root}`` of every image file under ``image_dir`` (any folder depth; suffixes in
     :data:`IMAGE_SUFFIXES`, any case), keyed by :func:`image_name`.
 
     Ground truth names images without their folder or suffix, so one name in two
     places (two folders, or ``a.jpg`` beside ``a.JPG``) is an error naming both
-    paths, not a silent choice that would change the benchmark.
+    paths, not a silent choice that would change the benchmark. With ``used``, only
+    names it accepts are checked (the others are files the loader ignores anyway).
     """
     found: dict[str, list[str]] = {}
     for p in sorted(image_dir.rglob("*")):
         if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
             found.setdefault(image_name(p.name), []).append(p.relative_to(root).as_posix())
-    repeated = [paths for paths in found.values() if len(paths) > 1]
+    repeated = [paths for name, paths in found.items() if len(paths) > 1 and (used is None or used(name))]
     if repeated:
         listing = "; ".join(" and ".join(paths) for paths in repeated[:5])
         raise ValueError(
