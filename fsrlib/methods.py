@@ -57,6 +57,8 @@ class MethodBudget:
     #: Sec. 3.3: 6 epochs, 5 critic updates per generator update
     epochs: int = 6
     critic_iters: int = 5
+    #: the GANs' budget in generator steps; when set it replaces ``epochs`` (the ``paper`` profile sets it)
+    steps: int | None = None
     seed: int = 0
     device: str = "cpu"
     cache_dir: str | None = None
@@ -92,8 +94,9 @@ def mlp(train: Features, cfg: MethodBudget) -> Enhancer:
 
 
 def train_config(cfg: MethodBudget, **changes) -> TrainConfig:
-    """The experiment's training settings (epochs, critic iterations, seed, device) plus ``changes``."""
-    base = TrainConfig(epochs=cfg.epochs, critic_iters=cfg.critic_iters, seed=cfg.seed, device=cfg.device)
+    """The experiment's training settings (epochs or steps, critic iterations, seed, device) plus ``changes``."""
+    base = TrainConfig(epochs=cfg.epochs, steps=cfg.steps, critic_iters=cfg.critic_iters, seed=cfg.seed,
+                       device=cfg.device)
     return replace(base, **changes)
 
 

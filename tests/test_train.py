@@ -196,3 +196,33 @@ def test_load_generator_names_an_unreadable_file(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(ValueError, match=rf"cannot read the checkpoint {path}"):
         load_generator(path)
+
+
+def test_the_paper_budget_is_counted_in_generator_steps():
+    from fsrlib.train import PAPER_GENERATOR_STEPS, paper_generator_steps
+
+    # Oxford5k: 4,500 training images, 10% held out, 7 ratios, batch 64: 443 steps an epoch, 6 epochs
+    assert PAPER_GENERATOR_STEPS == paper_generator_steps() == 6 * 443 == 2658
+    # the same 6 epochs on mini's 168 training images: about 100 steps (the training chapter's exercise 3)
+    assert paper_generator_steps(train_images=168) == 6 * 17
+
+
+@pytest.mark.parametrize("steps", [1, 7, 13])
+def test_a_step_budget_trains_exactly_that_many_generator_steps(features, steps):
+    result = train_fsrgan(features, small_config(loss="mse", steps=steps, epochs=99))  # steps replace epochs
+    assert len(result.history["steps"]) == steps
+    per_epoch = -(-192 // 32)  # 240 pairs, 20% held out, batch 32
+    assert len(result.history["epochs"]) == -(-steps // per_epoch)
+
+
+def test_a_step_budget_resumes_and_extends(features, tmp_path):
+    path = tmp_path / "g.pt"
+    train_fsrgan(features, small_config(steps=12), checkpoint=path)  # two whole epochs of 6 steps
+    resumed = train_fsrgan(features, small_config(steps=18), checkpoint=path, resume=True)
+    straight = train_fsrgan(features, small_config(steps=18))
+    assert len(resumed.history["steps"]) == 18
+    for a, b in zip(resumed.generator.parameters(), straight.generator.parameters()):
+        torch.testing.assert_close(a, b)  # extended from an epoch boundary: the same model as one run
+    partial = tmp_path / "partial.pt"
+    train_fsrgan(features, small_config(steps=8), checkpoint=partial)  # stops part-way through epoch 2
+    assert len(train_fsrgan(features, small_config(steps=16), checkpoint=partial, resume=True).history["steps"]) == 16

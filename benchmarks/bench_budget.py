@@ -1,0 +1,129 @@
+"""The paper's GANs trained as long as the paper trains them (issue 23), on the 150 Holidays queries.
+
+One *unit* is one (protocol, method, seed): :func:`fsrlib.experiment.run` with methods ``raw`` and the method, at a
+training budget (``--profile paper``: 2,658 generator steps with 5 critic updates, Sec. 3.3's 6 epochs of Oxford5k
+counted in steps; ``--profile short``: the book's live 6 epochs of the subset, ~60-100 steps). Each unit writes its
+per-query APs to ``benchmarks/results/budget/<protocol>-<method>-<profile>-seed<k>.csv`` and, beside it, a JSON
+with the full config, the git commit, the machine and the seconds it took. A unit whose files exist (for the same
+config) is skipped, so the script is resumable; an interrupted GAN resumes from its per-epoch checkpoint in the
+cache. ``--summary`` prints mAP per ratio (mean over seeds), the share of the gap (HR - raw) won back and the paired
+bootstrap verdict against raw, from the files alone.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_budget.py run --methods fsrgan --protocols paper --seeds 0
+    .venv/bin/python benchmarks/bench_budget.py summary
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from fsrlib.degrade import ratio_label
+from fsrlib.experiment import PROFILES, ExperimentConfig, profile_settings, run
+from fsrlib.stats import compare, gap_recovered
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "budget"
+HOLIDAYS = Path(os.environ.get("FSRLIB_HOLIDAYS", REPO.parent / "shared" / "data" / "holidays-subset"))
+#: the ratios of issue 23's GPU measurement (mild, middle, the paper's smallest)
+RATIOS = (1 / 4, 1 / 16, 1 / 64)
+
+
+def unit_paths(protocol: str, method: str, profile: str, seed: int) -> tuple[Path, Path]:
+    stem = RESULTS / f"{protocol}-{method}-{profile}-seed{seed}"
+    return stem.with_suffix(".csv"), stem.with_suffix(".json")
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse.Namespace) -> None:
+    csv, meta = unit_paths(protocol, method, profile, seed)
+    cfg = ExperimentConfig(dataset="holidays", data_dir=str(args.data_dir), ratios=tuple(args.ratios),
+                           methods=("raw", method), protocol=protocol, folds=args.folds or 3, device=args.device,
+                           seed=seed, **profile_settings(profile))
+    config = json.loads(json.dumps(asdict(cfg), default=str))
+    if csv.is_file() and meta.is_file() and json.loads(meta.read_text()).get("config") == config:
+        print(f"{csv.name}: done already", flush=True)
+        return
+    print(f"{csv.name}: training {method} ({profile}: {PROFILES[profile]}), protocol {protocol}, seed {seed}",
+          flush=True)
+    start = time.perf_counter()
+    result = run(cfg, seeds=[seed], progress=False)
+    seconds = time.perf_counter() - start
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result.per_query.to_csv(csv, index=False)
+    meta.write_text(json.dumps({"config": config, "commit": commit(), "seconds": round(seconds, 1),
+                                "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                                           f"{os.cpu_count()} cores", "folds": result.folds}, indent=1))
+    print(f"{csv.name}: {seconds:.0f} s; " + ", ".join(
+        f"{m} {ratio_label(r)} {g['ap'].mean():.3f}" for (m, r), g in result.per_query.groupby(["method", "ratio"])),
+        flush=True)
+
+
+def summary(results: Path = RESULTS) -> pd.DataFrame:
+    """One row per (protocol, method, profile, ratio): mAP over seeds, raw and HR, gap share, verdict vs raw."""
+    frames = []
+    for csv in sorted(results.glob("*.csv")):
+        protocol, method, profile, seed = csv.stem.rsplit("-", 3)
+        frame = pd.read_csv(csv)
+        frames.append(frame.assign(protocol=protocol, profile=profile, unit_method=method))
+    if not frames:
+        return pd.DataFrame()
+    data = pd.concat(frames, ignore_index=True)
+    rows = []
+    for (protocol, method, profile), unit in data.groupby(["protocol", "unit_method", "profile"]):
+        for ratio, at in unit.groupby("ratio"):
+            per_query = at.groupby(["method", "query"])["ap"].mean().unstack("method")  # mean over seeds
+            hr = unit[unit["method"] == "hr"]["ap"].mean()
+            diff = compare(per_query[method], per_query["raw"])
+            rows.append({"protocol": protocol, "method": method, "profile": profile, "ratio": ratio_label(ratio),
+                         "seeds": unit["seed"].nunique(), "mAP": per_query[method].mean(),
+                         "raw": per_query["raw"].mean(), "hr": hr,
+                         "gap_share": gap_recovered(per_query[method].mean(), per_query["raw"].mean(), hr),
+                         "vs_raw": str(diff)})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    go = sub.add_parser("run", help="train and score the missing units")
+    go.add_argument("--methods", nargs="+", default=["fsrgan"])
+    go.add_argument("--protocols", nargs="+", default=["paper"])
+    go.add_argument("--seeds", nargs="+", type=int, default=[0])
+    go.add_argument("--profile", choices=sorted(PROFILES), default="paper")
+    go.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS))
+    go.add_argument("--folds", type=int, default=None, help="group_disjoint folds (default 3)")
+    go.add_argument("--device", default="cpu")
+    go.add_argument("--data-dir", type=Path, default=HOLIDAYS)
+    sub.add_parser("summary", help="print the table from the result files")
+    args = parser.parse_args(argv)
+    if args.command == "summary":
+        table = summary()
+        print(table.round(3).to_string(index=False) if len(table) else f"no results under {RESULTS}")
+        return 0
+    if not (args.data_dir / "jpg").is_dir():
+        parser.error(f"no Holidays images under {args.data_dir}/jpg; pass --data-dir or set FSRLIB_HOLIDAYS")
+    for protocol in args.protocols:
+        for method in args.methods:
+            for seed in args.seeds:
+                run_unit(protocol, method, args.profile, seed, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
