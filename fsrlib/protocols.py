@@ -51,8 +51,11 @@ class Fold:
 
 
 def training_label(train: RetrievalDataset) -> str:
-    """``"<name> (<n> images from <folder>)"``: what a model learned from, for tables and logs."""
-    return f"{train.name} ({len(train.train)} images from {train.root})"
+    """``"<name> (<n> images of <folder name>)"``, or ``"... pooled from <collections>"`` for a pooled set: what a
+    model learned from, for tables and logs (the folder's name, not its machine-specific path)."""
+    if train.root == Path("/"):  # pooled_training_set: absolute paths from several collections
+        return f"{train.name} ({len(train.train)} images pooled from {train.name.replace('+', ', ')})"
+    return f"{train.name} ({len(train.train)} images of {train.root.name or train.root})"
 
 
 def image_group(dataset: RetrievalDataset, image: str) -> str:

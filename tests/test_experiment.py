@@ -27,7 +27,7 @@ def test_table_is_tidy_and_complete(mini_table):
                                        "metric", "value"}
     assert set(mini_table["metric"]) == {"distance", "mAP", "mP@1", "mP@5", "mP@10"}
     assert set(mini_table["method"]) == {"hr", "raw", "ridge", "cnn_baseline"}
-    assert mini_table.attrs["trained_on"].startswith("paper: 28 test queries, trained on mini (168 images from")
+    assert mini_table.attrs["trained_on"].startswith("paper: 28 test queries, trained on mini (168 images of")
     assert np.isfinite(mini_table["value"]).all()
 
 
@@ -85,7 +85,7 @@ def test_cli(mini_table, shared_cache, tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "mAP on mini" in text and "1/64" in text and "ridge" in text and out.is_file()
-    assert "trained methods learned from: paper: 28 test queries, trained on mini (168 images from" in text
+    assert "trained methods learned from: paper: 28 test queries, trained on mini (168 images of" in text
 
 
 def test_parse_ratio():

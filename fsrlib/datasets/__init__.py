@@ -7,6 +7,7 @@ add distractors to the database (``"oxford5k+flickr100k"``).
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,7 +74,11 @@ def load_dataset(name: str, data_dir: str | Path | None = None,
     (default ``$FSRLIB_DATA/<name>``), ``distractor_dir`` that of the distractors; ``mini`` is built in the
     cache if needed."""
     base, _, distractors = name.partition("+")
-    ds = _load_base(base, Path(data_dir) if data_dir is not None else None)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        ds = _load_base(base, Path(data_dir) if data_dir is not None else None)
+    for note in notes:  # a note about the data, not about a line of code: shown without a machine path
+        warnings.warn_explicit(note.message, note.category, filename=f"fsrlib.datasets({base})", lineno=0)
     if distractors:
         ds = with_distractors(ds, distractors, distractor_dir if distractor_dir is not None
                               else default_dir(distractors))
