@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fsrlib.analysis import read_recorded_runs, summarize
 from fsrlib.degrade import ratio_label
 from fsrlib.experiment import PROFILES, ExperimentConfig, profile_settings, run
-from fsrlib.stats import compare, gap_recovered
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "budget"
@@ -75,27 +75,11 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
 
 
 def summary(results: Path = RESULTS) -> pd.DataFrame:
-    """One row per (protocol, method, profile, ratio): mAP over seeds, raw and HR, gap share, verdict vs raw."""
-    frames = []
-    for csv in sorted(results.glob("*.csv")):
-        protocol, method, profile, seed = csv.stem.rsplit("-", 3)
-        frame = pd.read_csv(csv)
-        frames.append(frame.assign(protocol=protocol, profile=profile, unit_method=method))
-    if not frames:
-        return pd.DataFrame()
-    data = pd.concat(frames, ignore_index=True)
-    rows = []
-    for (protocol, method, profile), unit in data.groupby(["protocol", "unit_method", "profile"]):
-        for ratio, at in unit.groupby("ratio"):
-            per_query = at.groupby(["method", "query"])["ap"].mean().unstack("method")  # mean over seeds
-            hr = unit[unit["method"] == "hr"]["ap"].mean()
-            diff = compare(per_query[method], per_query["raw"])
-            rows.append({"protocol": protocol, "method": method, "profile": profile, "ratio": ratio_label(ratio),
-                         "seeds": unit["seed"].nunique(), "mAP": per_query[method].mean(),
-                         "raw": per_query["raw"].mean(), "hr": hr,
-                         "gap_share": gap_recovered(per_query[method].mean(), per_query["raw"].mean(), hr),
-                         "vs_raw": str(diff)})
-    return pd.DataFrame(rows)
+    """mAP per (protocol, profile, method, ratio) over the seeds run, its interval, the share of the gap (HR - raw)
+    won back and the paired verdict against raw (:func:`fsrlib.analysis.summarize`), from the files alone."""
+    tables = [summarize(per_query).assign(protocol=protocol, profile=profile)
+              for (protocol, profile), per_query in read_recorded_runs(results).items()]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "summary":
         table = summary()
-        print(table.round(3).to_string(index=False) if len(table) else f"no results under {RESULTS}")
+        columns = ["protocol", "profile", "method", "ratio_label", "seeds", "mAP", "lo", "hi", "gap recovered",
+                   "verdict"]
+        print(table[[c for c in columns if c in table]].round(3).to_string(index=False) if len(table)
+              else f"no results under {RESULTS}")
         return 0
     if not (args.data_dir / "jpg").is_dir():
         parser.error(f"no Holidays images under {args.data_dir}/jpg; pass --data-dir or set FSRLIB_HOLIDAYS")

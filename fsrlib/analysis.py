@@ -5,6 +5,7 @@ All features are expected L2-normalised (``fsrlib.retrieval.l2_normalize``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -242,3 +243,16 @@ def generalisation_goal(summary: pd.DataFrame, method: str, ratios: Sequence[flo
     out["ratios worse than raw"] = ", ".join(worse) or "none"
     out[f"{share:.0%} of the gap at each"] = bool(np.all(np.asarray(gaps) >= share))
     return out
+
+
+def read_recorded_runs(folder: str | Path) -> dict[tuple[str, str], pd.DataFrame]:
+    """The per-query results ``benchmarks/bench_budget.py`` recorded in ``folder`` (files
+    ``<protocol>-<method>-<profile>-seed<k>.csv``), joined by ``(protocol, profile)``: each frame holds every
+    recorded method's, raw's and HR's per-query APs over the seeds run, ready for :func:`summarize`. Empty if the
+    folder is absent (a pip install has no ``benchmarks/``)."""
+    frames: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for csv in sorted(Path(folder).glob("*-seed*.csv")):
+        protocol, _, profile, _ = csv.stem.rsplit("-", 3)
+        frames.setdefault((protocol, profile), []).append(pd.read_csv(csv))
+    return {key: pd.concat(parts, ignore_index=True).drop_duplicates(["method", "ratio", "seed", "query"])
+            for key, parts in frames.items()}

@@ -1,0 +1,55 @@
+"""benchmarks/bench_budget.py (issue 23): the recorded paper-length runs are read back and summarised correctly."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fsrlib.analysis import read_recorded_runs
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_budget.py"
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_budget", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def unit(folder: Path, method: str, seed: int, method_ap: float, protocol: str = "paper") -> None:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(40):
+        for name, ap in (("hr", 0.9), ("raw", 0.4), (method, method_ap)):
+            rows.append({"method": name, "ratio": 1 / 64, "seed": seed, "query": q, "query_name": f"{q}.jpg",
+                         "ap": float(np.clip(ap + rng.normal(0, 0.01), 0, 1))})
+    pd.DataFrame(rows).to_csv(folder / f"{protocol}-{method}-paper-seed{seed}.csv", index=False)
+
+
+def test_recorded_runs_are_joined_by_protocol_and_profile_without_double_counting(tmp_path):
+    unit(tmp_path, "fsrgan", 0, 0.65)
+    unit(tmp_path, "fsrgan", 1, 0.65)
+    unit(tmp_path, "cnn_baseline", 0, 0.30)
+    unit(tmp_path, "fsrgan", 0, 0.42, protocol="group_disjoint")
+    runs = read_recorded_runs(tmp_path)
+    assert set(runs) == {("paper", "paper"), ("group_disjoint", "paper")}
+    paper = runs[("paper", "paper")]
+    assert len(paper[(paper["method"] == "raw") & (paper["seed"] == 0)]) == 40  # raw of seed 0 once, not twice
+    table = bench().summary(tmp_path).set_index(["protocol", "method"])
+    fsrgan = table.loc[("paper", "fsrgan")]
+    assert fsrgan["seeds"] == 2 and fsrgan["gap recovered"] == pytest.approx(0.5, abs=0.02)
+    assert fsrgan["verdict"] == "better"
+    assert table.loc[("paper", "cnn_baseline")]["verdict"] == "worse"
+    assert table.loc[("group_disjoint", "fsrgan")]["gap recovered"] == pytest.approx(0.04, abs=0.02)
+
+
+def test_no_recorded_runs_is_an_empty_result(tmp_path, capsys):
+    assert read_recorded_runs(tmp_path / "absent") == {}
+    module = bench()
+    module.RESULTS = tmp_path / "absent"
+    assert module.main(["summary"]) == 0
+    assert "no results under" in capsys.readouterr().out
