@@ -23,23 +23,9 @@ SEARCH = settings(max_examples=25, deadline=None, database=None, derandomize=Tru
 SCALES = (1e-30, 1.0, 1e30)
 
 
-# references written from the benchmarks' own code
+# references written from the benchmarks' own code (Oxford's compute_ap.cpp is ported once, in test_retrieval)
+from test_retrieval import oxford_compute_ap  # noqa: E402
 
-
-def oxford_compute_ap(ranked: list[int], pos: set[int], junk: set[int]) -> float:
-    """Literal port of the loop in Oxford's compute_ap.cpp: junk is skipped before positives are looked for."""
-    old_recall, old_precision, ap, intersect, j = 0.0, 1.0, 0.0, 0, 0
-    for i in ranked:
-        if i in junk:
-            continue
-        if i in pos:
-            intersect += 1
-        recall = intersect / len(pos)
-        precision = intersect / (j + 1.0)
-        ap += (recall - old_recall) * ((old_precision + precision) / 2.0)
-        old_recall, old_precision = recall, precision
-        j += 1
-    return ap
 
 
 def revisitop_precision(ranked: list[int], pos: set[int], junk: set[int], k: int) -> float:
