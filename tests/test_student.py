@@ -228,7 +228,7 @@ def test_group_disjoint_training_lists_never_hold_a_test_group(tmp_path):
     (tmp_path / "jpg").mkdir()
     for group in range(1000, 1006):
         for number in range(3):
-            Image.new("RGB", (8, 8)).save(tmp_path / "jpg" / f"{group}{number:02d}.jpg")
+            Image.new("RGB", (8, 8), (40 * (group - 1000), 80 * number, 7)).save(tmp_path / "jpg" / f"{group}{number:02d}.jpg")
     holidays = load_holidays(tmp_path)
     for fold in group_disjoint_folds(holidays, k=3):
         test_groups = {image_group(holidays, holidays.queries[q]) for q in fold.query_index}
