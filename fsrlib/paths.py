@@ -151,34 +151,24 @@ def _open_digest_memo(retry: bool = True):  # -> sqlite3.Connection | None
         memo = sqlite3.connect(root / DIGEST_MEMO, timeout=60)
     except (OSError, sqlite3.Error):
         return None
+    schema_check = "SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest LIMIT 1"
     try:
         memo.execute("CREATE TABLE IF NOT EXISTS digest (path TEXT PRIMARY KEY, size INTEGER, inode INTEGER, "
                      "mtime_ns INTEGER, ctime_ns INTEGER, sha256 TEXT)")
-        memo.execute("SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest LIMIT 1").fetchall()
+        memo.execute(schema_check).fetchall()
+        return memo
     except sqlite3.OperationalError as err:
-        if "readonly" in str(err) or "locked" in str(err):
-            return memo if _memo_readable(memo) else _closed(memo)
-        _reset_digest_memo(memo)  # another schema
-        return _open_digest_memo(retry=False) if retry else None
+        if "readonly" in str(err) or "locked" in str(err):  # usable for reading only, if the table is there
+            try:
+                memo.execute(schema_check).fetchall()
+                return memo
+            except sqlite3.Error:
+                memo.close()
+                return None
     except sqlite3.DatabaseError:
-        _reset_digest_memo(memo)
-        return _open_digest_memo(retry=False) if retry else None
-    return memo
-
-
-def _memo_readable(memo) -> bool:
-    import sqlite3
-
-    try:
-        memo.execute("SELECT size, inode, mtime_ns, ctime_ns, sha256 FROM digest LIMIT 1").fetchall()
-        return True
-    except sqlite3.Error:
-        return False
-
-
-def _closed(memo) -> None:
-    memo.close()
-    return None
+        pass
+    _reset_digest_memo(memo)  # damaged, or another schema: fsrlib's own file, replaced
+    return _open_digest_memo(retry=False) if retry else None
 
 
 def cache_dir_or_default(cache_dir: str | Path | None, *parts: str) -> Path:
