@@ -226,3 +226,34 @@ def test_a_step_budget_resumes_and_extends(features, tmp_path):
     partial = tmp_path / "partial.pt"
     train_fsrgan(features, small_config(steps=8), checkpoint=partial)  # stops part-way through epoch 2
     assert len(train_fsrgan(features, small_config(steps=16), checkpoint=partial, resume=True).history["steps"]) == 16
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after_epoch(n):
+    def callback(event):
+        if event["event"] == "epoch" and event["epoch"] == n:
+            raise Interrupted
+    return callback
+
+
+@pytest.mark.parametrize("every, saved_epochs", [(0.0, 2), (1e9, None)])
+def test_checkpoints_are_spaced_in_time_and_resuming_from_any_gives_the_same_model(features, tmp_path, every,
+                                                                                      saved_epochs):
+    """Saving after every epoch (every=0) keeps the last finished epoch; a long spacing keeps nothing until the end.
+    Either way, training to the end from what is on disk gives the uninterrupted model."""
+    ckpt = tmp_path / "g.pt"
+    with pytest.raises(Interrupted):
+        train_fsrgan(features, small_config(epochs=4), checkpoint=ckpt, checkpoint_every=every,
+                     callback=interrupt_after_epoch(2))
+    if saved_epochs is None:
+        assert not ckpt.exists()
+    else:
+        assert torch.load(ckpt, weights_only=False)["epoch"] == saved_epochs
+    resumed = train_fsrgan(features, small_config(epochs=4), checkpoint=ckpt, resume=True, checkpoint_every=every)
+    full = train_fsrgan(features, small_config(epochs=4))
+    for pa, pb in zip(full.generator.parameters(), resumed.generator.parameters()):
+        torch.testing.assert_close(pa, pb)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 4  # the last epoch is always saved
