@@ -44,17 +44,30 @@ from fsrlib.student import (ResolutionStudent, StudentConfig, build_pairs, prefi
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HOLIDAYS = Path(os.environ.get("FSRLIB_HOLIDAYS", SHARED / "holidays-subset"))
 PARIS = Path(os.environ.get("FSRLIB_PARIS", SHARED / "paris6k-subset"))
+PHOTOS = Path(os.environ.get("FSRLIB_PHOTOS", SHARED / "photos-unlabeled"))
 EVAL_RATIOS = PAPER_RATIOS
 
 
-def folds_of(protocol: str, holidays, k: int = 3, split_seed: int = 0) -> list:
+def folds_of(protocol: str, holidays, k: int = 3, split_seed: int = 0, unlabeled: int = 0) -> list:
     if protocol == "group_disjoint":
         return group_disjoint_folds(holidays, k=k, seed=split_seed)
-    if protocol == "cross_dataset":
-        return cross_dataset_folds(holidays, extra_sources())
+    if protocol == "cross_dataset":  # with unlabeled photos: those and the Paris subset only (issue 24)
+        sources = [load_dataset("paris6k", PARIS), unlabeled_photos(unlabeled, split_seed)] if unlabeled else \
+            extra_sources()
+        return cross_dataset_folds(holidays, sources)
     if protocol == "paper":
         return paper_folds(holidays)
     raise KeyError(protocol)
+
+
+def unlabeled_photos(count: int, seed: int = 0):
+    """The unlabeled photos (``fsrlib.datasets.photos``): all of them (``count`` < 0) or a seeded subset of
+    ``count``, the same photos for every seed of a run so that a learning curve varies one thing."""
+    photos = load_dataset("photos", PHOTOS)
+    if 0 <= count < len(photos.train):
+        keep = np.random.default_rng(seed).permutation(len(photos.train))[:count]
+        photos = replace(photos, train=tuple(photos.train[i] for i in sorted(keep)))
+    return photos
 
 
 def extra_sources() -> list:
@@ -102,6 +115,8 @@ def prepare(args: argparse.Namespace) -> None:
     sets = {"holidays": replace(holidays, train=holidays.images)}
     if args.cross:
         sets["paris+mini"] = folds_of("cross_dataset", holidays)[0].train
+    if args.unlabeled:
+        sets["unlabeled"] = unlabeled_photos(args.unlabeled)
     for name, train in sets.items():
         start = time.perf_counter()
         pairs = build_pairs(train, cfg, progress=lambda i, n: print(f"{name}: {i}/{n} photos", flush=True)
@@ -122,7 +137,7 @@ def run(args: argparse.Namespace) -> dict:
     frozen = frozen_features(acts, base.cache_block)
     gnd = list(holidays.gnd)
     raw = {r: per_query_ap(frozen[r], db, gnd) for r in (1.0, *EVAL_RATIOS)}
-    folds = folds_of(args.protocol, holidays, split_seed=args.split_seed)
+    folds = folds_of(args.protocol, holidays, split_seed=args.split_seed, unlabeled=args.unlabeled)
     student_ap = {r: np.full((len(args.seeds), len(gnd)), np.nan) for r in (1.0, *EVAL_RATIOS)}
     timings = []
     for s, seed in enumerate(args.seeds):
@@ -134,6 +149,9 @@ def run(args: argparse.Namespace) -> dict:
             train = fold.train
             if args.extra:  # the fold's photos plus other collections' (no Holidays scene among them)
                 train = pooled_training_set([train, *extra_sources()], name=f"{train.name}+paris6k+mini")
+            if args.unlabeled and args.protocol != "cross_dataset":  # the fold's photos plus unlabeled ones
+                train = pooled_training_set([train, unlabeled_photos(args.unlabeled, args.split_seed)],
+                                            name=f"{train.name}+photos")
             if args.photos:  # learning curve: a seeded subset of the fold's training photos
                 keep = np.random.default_rng(args.split_seed).permutation(len(train.train))[:args.photos]
                 train = replace(train, train=tuple(train.train[i] for i in sorted(keep)))
@@ -152,7 +170,8 @@ def run(args: argparse.Namespace) -> dict:
 def report(args, cfg: StudentConfig, raw: dict, student_ap: dict, timings: list) -> dict:
     hr = float(np.mean(raw[1.0]))
     rows = []
-    print(f"\n{args.protocol}{' + Paris/mini photos' if args.extra else ''}, seeds {args.seeds}, photos per fold "
+    unlabeled = {0: "", -1: " + all unlabeled photos"}.get(args.unlabeled, f" + {args.unlabeled} unlabeled photos")
+    print(f"\n{args.protocol}{' + Paris/mini photos' if args.extra else ''}{unlabeled}, seeds {args.seeds}, photos per fold "
           f"{args.photos or 'all'}, database {'Holidays + distractors' if args.distractors else 'Holidays'}, "
           f"config changes "
           f"{args.set or 'none'}; HR mAP {hr:.3f}")
@@ -174,7 +193,7 @@ def report(args, cfg: StudentConfig, raw: dict, student_ap: dict, timings: list)
     pair_s = [t["pair_s"] for t in timings]
     print(f"training time per run: {np.mean(train_s):.0f} s (min {min(train_s):.0f}, max {max(train_s):.0f}); "
           f"pair making per run (0 when cached): mean {np.mean(pair_s):.0f} s")
-    return {"protocol": args.protocol, "extra": args.extra, "distractors": args.distractors, "seeds": args.seeds,
+    return {"protocol": args.protocol, "extra": args.extra, "unlabeled": args.unlabeled, "distractors": args.distractors, "seeds": args.seeds,
             "photos": args.photos,
             "config": asdict(cfg), "rows": rows,
             "timings": timings, "command": " ".join(sys.argv)}
@@ -186,6 +205,7 @@ def main() -> None:
     p = sub.add_parser("prepare")
     p.add_argument("--crops", type=int, default=StudentConfig().crops_per_image)
     p.add_argument("--cross", action="store_true", help="also the Paris subset + mini photos")
+    p.add_argument("--unlabeled", type=int, default=0, help="also this many unlabeled photos (-1: all)")
     r = sub.add_parser("run")
     r.add_argument("--protocol", default="group_disjoint", choices=("group_disjoint", "cross_dataset", "paper"),
                    help="paper: trained on the database's non-query photos (every query's scene is among them)")
@@ -197,6 +217,9 @@ def main() -> None:
     r.add_argument("--distractors", action="store_true",
                    help="search among the Holidays database plus every Paris-subset and mini image")
     r.add_argument("--photos", type=int, default=0, help="train on this many photos per fold (0: all)")
+    r.add_argument("--unlabeled", type=int, default=0,
+                   help="add this many unlabeled photos (-1: all; a seeded subset, the same for every seed) to every "
+                        "fold's training set; cross_dataset then trains on them and the Paris subset only")
     r.add_argument("--set", nargs="*", default=[], help="StudentConfig changes, e.g. steps=300 lr=1e-4")
     r.add_argument("--out", type=Path)
     args = parser.parse_args()

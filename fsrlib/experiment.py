@@ -252,6 +252,9 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
         raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *EXTRACTORS])}")
     seeds = check_seeds(seeds) if seeds is not None else (cfg.seed,)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
+    if not ds.queries:
+        raise ValueError(f"dataset {cfg.dataset!r} has no queries to score ({ds.root}): it is training data only. "
+                         f"Score on a benchmark and train on it: protocol='cross_dataset', train_on=({cfg.dataset!r},)")
     trained = [m for m in cfg.methods if m not in UNTRAINED]
     folds = resolve_folds(cfg, ds) if trained else []  # before extraction: a refused protocol costs nothing
     db = split_features(ds, "db", (), cfg, progress)[1.0]

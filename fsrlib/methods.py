@@ -172,8 +172,11 @@ def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, pr
         raise ValueError(f"the student fine-tunes efficientnet_lite0's last blocks; backbone {cfg.backbone!r} "
                          "has no student yet")
     with deterministic():
-        trained = train_student(train, student_config(cfg.isr_profile, seed=cfg.seed, device=cfg.device),
-                                cache_dir=cfg.cache_dir)
+        # trained on the experiment's ratios, degradation and reference: the queries it will see (issue 27)
+        ratios = tuple(r for r in cfg.ratios if r < 1.0)
+        settings = student_config(cfg.isr_profile, seed=cfg.seed, device=cfg.device, reference=cfg.reference,
+                                  degradations=(cfg.degradation,), **({"ratios": ratios} if ratios else {}))
+        trained = train_student(train, settings, cache_dir=cfg.cache_dir)
     feats = student_query_features(trained, ds, cfg.ratios, degradation=cfg.degradation, reference=cfg.reference,
                                    device=cfg.device, cache_dir=cfg.cache_dir)
     return {r: l2_normalize(f) for r, f in feats.items()}

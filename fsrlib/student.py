@@ -18,12 +18,14 @@ retrieval (numbers: ``benchmarks/bench_student.py``).
 Database images keep the frozen backbone's features, so only small queries pass
 through the student and nothing is re-indexed.
 
-Pairs need only photos: each training photo gives random crops at several scales
-(flips, colour jitter); each crop is degraded by :func:`fsrlib.degrade.degrade` at
-random training ratios and degradations. The frozen stages' activations of the
+Pairs need only photos (a folder of unlabeled ones is enough: dataset ``photos``): each training photo gives
+``crops_per_image`` crops, the first the whole photo and the others a random share ``crop_area`` of it (flipped
+at random; colour jitter if asked); each crop is degraded by :func:`fsrlib.degrade.degrade` at
+``ratios_per_crop`` of the training ratios. The frozen stages' activations of the
 inputs (before block ``cache_block``) and the HR targets are cached per photo on
 disk, keyed by the photo's content and every pair setting, so folds, seeds and
-step budgets share them. A checkpoint stores ``asdict(config)`` and the exact
+step budgets share them. Training runs ``passes`` over the pairs (or ``steps``), AdamW with a one-cycle
+schedule. A checkpoint stores ``asdict(config)`` and the exact
 training list (dataset, folder, path), so a leak of a test scene can be asserted.
 """
 from __future__ import annotations
@@ -56,31 +58,40 @@ from .seed import deterministic
 FORMAT_VERSION = 1
 LITE0_BLOCKS = 16  #: MBConv blocks of EfficientNet-Lite0
 #: The config fields that change the cached pairs (everything else only changes training).
-PAIR_FIELDS = ("backbone", "cache_block", "ratios_per_crop", "crop_scales", "flip",
+PAIR_FIELDS = ("backbone", "cache_block", "ratios_per_crop", "crop_area", "flip",
                "colour_jitter", "ratios", "degradations", "reference", "pair_seed", "store_dtype")
+
+
+#: The ratios the student trains on by default: the paper's mildest and the three smallest of Sec. 4.1's seven.
+STUDENT_RATIOS: tuple[float, ...] = (1 / 4, 1 / 16, 1 / 36, 1 / 64)
+SCHEDULES: tuple[str, ...] = ("onecycle", "cosine")
 
 
 @dataclass
 class StudentConfig:
-    """One student: what is fine-tuned, on which pairs, how long. Defaults: the best CPU setting measured
-    by ``benchmarks/bench_student.py`` (Holidays group-disjoint); :data:`STUDENT_PROFILES` has a GPU one."""
+    """One student: what is fine-tuned, on which pairs, how long. Defaults: the recipe of issue 24's GPU prototype
+    (4 crops per photo, the whole photo and 3 random crops; 4 ratios, uniform degradation, no colour jitter; AdamW
+    with weight decay and a one-cycle schedule, batch 64, 4 passes over the pairs), measured on CPU by
+    ``benchmarks/bench_student.py``; :data:`STUDENT_PROFILES` has a GPU one."""
 
     backbone: str = "efficientnet_lite0"
     trainable_blocks: int = 2  # trailing MBConv blocks fine-tuned, plus the head conv (0: head only)
     cache_block: int = 11  # frozen activations are cached before this block (<= 16 - trainable_blocks)
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 0.0
+    steps: int | None = None  # optimisation steps; None: ``passes`` over the training pairs
+    passes: float = 4.0  # with steps=None: steps = ceil(passes * pairs / batch_size)
+    batch_size: int = 64
+    lr: float = 3e-4  # the peak of the one-cycle schedule (the start of the cosine one)
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"  # "onecycle" (warm-up then cosine decay) or "cosine" (decay from lr)
     crops_per_image: int = 4
-    ratios_per_crop: int = 3  # each crop is degraded at this many distinct training ratios
-    crop_scales: tuple[float, ...] = (1.0, 0.5)  # crop area / photo area, cycled over a photo's crops
+    ratios_per_crop: int = 4  # each crop is degraded at this many distinct training ratios
+    crop_area: tuple[float, float] = (0.35, 1.0)  # crop 0 is the whole photo, the others cover this share of it
     flip: bool = True
-    colour_jitter: float = 0.2  # brightness, contrast and saturation factors drawn from [1 - j, 1 + j]
-    ratios: tuple[float, ...] = PAPER_RATIOS
-    degradations: tuple[str, ...] = ("uniform", "antialias")
+    colour_jitter: float = 0.0  # brightness, contrast and saturation factors drawn from [1 - j, 1 + j]
+    ratios: tuple[float, ...] = STUDENT_RATIOS
+    degradations: tuple[str, ...] = ("uniform",)
     reference: str = "input"
-    focal_r: float = 2.0  # exponent r of the distance (2: squared L2; > 2 weights far-off pairs more)
+    focal_r: float = 2.0  # exponent r of the distance (2: squared L2 of unit vectors, i.e. 2 - 2 cos)
     identity_weight: float = 0.0  # weight of full-size crops (ratio 1) mapped to their own feature
     rank_weight: float = 0.0  # weight of the similarity distillation over the training crops' features
     temperature: float = 0.05  # its softmax temperature
@@ -94,13 +105,17 @@ class StudentConfig:
     def pairs_per_image(self) -> int:
         return self.crops_per_image * min(self.ratios_per_crop, len(self.ratios))
 
+    def steps_for(self, n_pairs: int) -> int:
+        """The optimisation steps of a run on ``n_pairs`` training pairs: ``steps``, or ``passes`` over them."""
+        return self.steps if self.steps is not None else math.ceil(self.passes * n_pairs / self.batch_size)
 
-#: "cpu": the default above, minutes on a 2-core CPU. "paper": the full budget (more blocks, pairs and steps; meant
-#: for a GPU), named like every other full budget (:data:`fsrlib.experiment.PROFILES`).
+
+#: "cpu": the default above (minutes per thousand photos on a 2-core CPU once the pairs are cached). "paper": the
+#: full budget (twice the blocks, twice the crops; meant for a GPU), named like every other full budget
+#: (:data:`fsrlib.experiment.PROFILES`).
 STUDENT_PROFILES: dict[str, dict] = {
     "cpu": {},
-    "paper": {"trainable_blocks": 5, "crops_per_image": 16, "ratios_per_crop": 4, "steps": 5000, "batch_size": 128,
-            "lr": 1e-4, "threads": 8, "device": "cuda"},
+    "paper": {"trainable_blocks": 4, "crops_per_image": 8, "threads": 8, "device": "cuda"},
 }
 
 
@@ -123,10 +138,15 @@ def check_config(cfg: StudentConfig) -> None:
         raise ValueError("ratios are the down-scaling ratios to train on, below 1 (ratio 1 is identity_weight)")
     if not cfg.degradations or any(d not in DEGRADATIONS for d in cfg.degradations):
         raise ValueError(f"degradations must be a non-empty subset of {DEGRADATIONS}, got {cfg.degradations}")
-    if not cfg.crop_scales or any(not 0 < s <= 1 for s in cfg.crop_scales):
-        raise ValueError(f"crop_scales are area fractions in (0, 1], got {cfg.crop_scales}")
-    if min(cfg.crops_per_image, cfg.ratios_per_crop, cfg.batch_size) < 1 or cfg.steps < 0:
-        raise ValueError("crops_per_image, ratios_per_crop and batch_size must be >= 1 and steps >= 0")
+    if len(cfg.crop_area) != 2 or not 0 < cfg.crop_area[0] <= cfg.crop_area[1] <= 1:
+        raise ValueError(f"crop_area is a (smallest, largest) share of the photo's area, 0 < smallest <= largest "
+                         f"<= 1; got {cfg.crop_area}")
+    if min(cfg.crops_per_image, cfg.ratios_per_crop, cfg.batch_size) < 1:
+        raise ValueError("crops_per_image, ratios_per_crop and batch_size must be >= 1")
+    if (cfg.steps is not None and cfg.steps < 0) or not cfg.passes >= 0:
+        raise ValueError(f"steps must be None or >= 0 and passes >= 0; got steps={cfg.steps}, passes={cfg.passes}")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
     if cfg.store_dtype not in ("float16", "float32"):
         raise ValueError(f"store_dtype must be 'float16' or 'float32', got {cfg.store_dtype!r}")
     if cfg.backbone != "efficientnet_lite0":
@@ -163,7 +183,8 @@ class ResolutionStudent(nn.Module):
 
 # ---------------------------------------------------------------- pairs
 def augmented_crop(image: Image.Image, scale: float, rng: np.random.Generator, cfg: StudentConfig) -> Image.Image:
-    """A random crop of ``scale`` of the photo's area (aspect ratio in [3/4, 4/3]; the whole photo at 1),
+    """A random crop of ``scale`` of the photo's area (aspect ratio in [3/4, 4/3], clipped to the photo; the whole
+    photo at 1),
     flipped with probability 1/2 and colour-jittered, as ``cfg`` says."""
     width, height = image.size
     if scale < 1:
@@ -184,9 +205,10 @@ def crop_inputs(image: Image.Image, crop: int, rng: np.random.Generator,
     """Network inputs of one crop's pairs and their ``(M, 2)`` table ``(ratio, degradation index)``.
 
     The crop's full-size input comes first (ratio 1, degradation -1: the target's source), then one input per
-    drawn training ratio, each with a drawn degradation. Crop ``c`` has area ``crop_scales[c % len]``.
+    drawn training ratio, each with a drawn degradation. Crop 0 is the whole photo; crop ``c > 0`` covers a share
+    of its area drawn uniformly from ``cfg.crop_area``.
     """
-    view = augmented_crop(image, cfg.crop_scales[crop % len(cfg.crop_scales)], rng, cfg)
+    view = augmented_crop(image, 1.0 if crop == 0 else float(rng.uniform(*cfg.crop_area)), rng, cfg)
     inputs, rows = [degrade(view, 1.0, reference=cfg.reference).upsampled], [(1.0, -1)]
     for k in rng.choice(len(cfg.ratios), size=min(cfg.ratios_per_crop, len(cfg.ratios)), replace=False):
         d = int(rng.integers(len(cfg.degradations)))
@@ -380,22 +402,27 @@ def fit_student(pairs: StudentPairs, cfg: StudentConfig, *,
                 on_step: Callable[[int, float], None] | None = None) -> tuple[ResolutionStudent, dict]:
     """Fine-tune a fresh student's tail on ``pairs`` (from :func:`build_pairs` with the same ``trainable_blocks``;
     seeded sampler, fixed threads, BN statistics frozen,
-    Adam(W) with cosine decay). Returns the student and ``{"loss": [...]}``."""
+    AdamW with a one-cycle or cosine schedule over :meth:`StudentConfig.steps_for` steps). Returns the student and
+    ``{"loss": [...], "steps": n}``."""
     check_config(cfg)
     with deterministic(cfg.threads):
         torch.manual_seed(cfg.seed)
         model = ResolutionStudent(_backbone(cfg.backbone, cfg.device), cfg.cache_block, cfg.trainable_blocks)
-        history: dict = {"loss": []}
-        if cfg.steps == 0:
+        use = pairs if cfg.identity_weight > 0 else pairs.subset(pairs.ratio < 1.0)
+        steps = cfg.steps_for(len(use))
+        history: dict = {"loss": [], "steps": steps}
+        if steps == 0:
             return model, history
         bank = nn.functional.normalize(pairs.hr[pairs.ratio == 1.0].float(), dim=1).to(cfg.device)
-        use = pairs if cfg.identity_weight > 0 else pairs.subset(pairs.ratio < 1.0)
         weights = torch.where(use.ratio < 1.0, 1.0, cfg.identity_weight).float()
         params = [p for p in model.tail.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+        if cfg.schedule == "onecycle":
+            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps)
+        else:
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
         generator = torch.Generator().manual_seed(cfg.seed)
-        for step in range(cfg.steps):
+        for step in range(steps):
             idx = torch.randint(len(use), (cfg.batch_size,), generator=generator)
             loss = student_step(model, optimizer, use.lr[idx].to(cfg.device).float(), use.hr[idx].to(cfg.device),
                                 cfg, weights[idx].to(cfg.device) if cfg.identity_weight > 0 else None, bank)

@@ -23,7 +23,7 @@ from fsrlib.losses import focal_distance
 from fsrlib.protocols import group_disjoint_folds, image_group
 
 RATIOS = (1 / 16, 1 / 64)
-TINY = st.StudentConfig(crops_per_image=1, ratios_per_crop=2, ratios=RATIOS, crop_scales=(1.0,), flip=False,
+TINY = st.StudentConfig(crops_per_image=1, ratios_per_crop=2, ratios=RATIOS, crop_area=(1.0, 1.0), flip=False,
                         colour_jitter=0.0, steps=0, batch_size=4, trainable_blocks=1, store_dtype="float32")
 
 
@@ -241,7 +241,9 @@ def test_group_disjoint_training_lists_never_hold_a_test_group(tmp_path):
 
 
 @pytest.mark.parametrize("changes", [{"trainable_blocks": 6}, {"cache_block": 0}, {"ratios": (1.0, 0.25)},
-                                     {"degradations": ("nearest",)}, {"crop_scales": (1.5,)}, {"steps": -1},
+                                     {"degradations": ("nearest",)}, {"crop_area": (0.5, 1.5)},
+                                     {"crop_area": (0.8, 0.5)}, {"crop_area": (0.5,)}, {"schedule": "step"},
+                                     {"passes": -1.0}, {"passes": float("nan")}, {"steps": -1},
                                      {"backbone": "vgg16_fc7"}])
 def test_bad_settings_are_refused_with_a_reason(changes):
     with pytest.raises(ValueError):
@@ -251,6 +253,54 @@ def test_bad_settings_are_refused_with_a_reason(changes):
 def test_profiles():
     assert st.student_config("cpu") == st.StudentConfig()
     gpu = st.student_config("paper", seed=3)
-    assert gpu.device == "cuda" and gpu.seed == 3 and gpu.steps > st.StudentConfig().steps
+    cpu = st.StudentConfig()
+    assert gpu.device == "cuda" and gpu.seed == 3
+    assert gpu.trainable_blocks > cpu.trainable_blocks and gpu.pairs_per_image > cpu.pairs_per_image
     with pytest.raises(KeyError, match="known"):
         st.student_config("tpu")
+
+
+def test_crop_zero_is_the_whole_photo_and_the_others_cover_a_share_in_crop_area():
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    cfg = replace(st.StudentConfig(), flip=False, crop_area=(0.35, 0.6))
+    rng = np.random.default_rng(1)
+    assert np.array_equal(np.asarray(st.augmented_crop(photo, 1.0, rng, cfg)), np.asarray(photo))
+    for _ in range(20):
+        scale = float(rng.uniform(*cfg.crop_area))
+        w, h = st.augmented_crop(photo, scale, rng, cfg).size
+        assert w <= 400 and h <= 300 and 0.3 < w * h / (400 * 300) < 0.65
+    whole, _ = st.crop_inputs(photo, 0, np.random.default_rng(2), cfg)
+    other, _ = st.crop_inputs(photo, 1, np.random.default_rng(2), cfg)
+    assert np.array_equal(np.asarray(whole[0]), np.asarray(degrade(photo, 1.0).upsampled))
+    assert not np.array_equal(np.asarray(other[0]), np.asarray(whole[0]))
+
+
+def test_a_budget_in_passes_counts_steps_from_the_pairs(pairs):
+    cfg = replace(TINY, steps=None, passes=2.0, lr=1e-3)
+    n_lr = int((pairs.ratio < 1).sum())
+    assert cfg.steps_for(n_lr) == -(-2 * n_lr // cfg.batch_size)
+    _, history = st.fit_student(pairs, cfg)
+    assert history["steps"] == len(history["loss"]) == cfg.steps_for(n_lr)
+    _, cosine = st.fit_student(pairs, replace(cfg, schedule="cosine"))
+    assert cosine["steps"] == history["steps"] and cosine["loss"] != history["loss"]
+
+
+def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_reference(monkeypatch, tiny_dataset):
+    """Issue 27: the registered method used to train on the student's defaults whatever the experiment asked."""
+    from fsrlib.methods import EXTRACTORS, MethodBudget
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(train, config, **kwargs):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(st, "train_student", capture)
+    budget = MethodBudget(ratios=(1.0, 1 / 9, 1 / 49), degradation="antialias", reference="original")
+    with pytest.raises(Stop):
+        EXTRACTORS["student"](tiny_dataset, tiny_dataset, budget, False)
+    (cfg,) = seen
+    assert cfg.ratios == (1 / 9, 1 / 49) and cfg.degradations == ("antialias",) and cfg.reference == "original"

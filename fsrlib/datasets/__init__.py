@@ -2,7 +2,7 @@
 
 Names: ``mini`` (embedded), ``oxford5k``, ``paris6k`` (original protocol),
 ``roxford5k``, ``rparis6k`` (revisited protocol over the same images),
-``holidays``, ``holidays_rotated``; append ``+flickr100k`` or ``+revisitop1m`` to
+``holidays``, ``holidays_rotated``, and ``photos`` (a folder of unlabeled photos: a training split only); append ``+flickr100k`` or ``+revisitop1m`` to
 add distractors to the database (``"oxford5k+flickr100k"``).
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .holidays import load_holidays
 from .mini import default_root as mini_root
 from .mini import load_mini
 from .oxford_paris import load_oxford_paris
+from .photos import load_photos
 from .revisited import load_revisited
 
 #: The one dataset table: name -> loader of its folder. Without a folder, every benchmark is read from
@@ -31,6 +32,7 @@ LOADERS: dict[str, Callable[[Path], RetrievalDataset]] = {
     "roxford5k": lambda root: load_revisited("roxford5k", root),
     "holidays": lambda root: load_holidays(root, "original"),
     "holidays_rotated": lambda root: load_holidays(root, "rotated"),
+    "photos": load_photos,
 }
 DATASETS = tuple(LOADERS)
 
@@ -45,7 +47,7 @@ def default_dir(name: str) -> Path:
 
 
 #: Where the shared development subsets keep each benchmark (under ``$FSRLIB_DEV_DATA``).
-DEV_SUBSETS = {"holidays": "holidays-subset", "paris6k": "paris6k-subset"}
+DEV_SUBSETS = {"holidays": "holidays-subset", "paris6k": "paris6k-subset", "photos": "photos-unlabeled"}
 
 
 def locate(name: str, data_dir: str | Path | None = None) -> Path | None:
