@@ -28,7 +28,10 @@ import pandas as pd
 
 from fsrlib.analysis import read_recorded_runs, summarize
 from fsrlib.degrade import ratio_label
-from fsrlib.experiment import PROFILES, ExperimentConfig, profile_settings, run
+from fsrlib.datasets import load_dataset
+from fsrlib.experiment import PROFILES, ExperimentConfig, profile_settings, resolve_folds, run, training_features
+from fsrlib.methods import GENERATORS, generator_config
+from fsrlib.train import cached_history
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "budget"
@@ -40,6 +43,34 @@ RATIOS = (1 / 4, 1 / 16, 1 / 64)
 def unit_paths(protocol: str, method: str, profile: str, seed: int) -> tuple[Path, Path]:
     stem = RESULTS / f"{protocol}-{method}-{profile}-seed{seed}"
     return stem.with_suffix(".csv"), stem.with_suffix(".json")
+
+
+def curves_path(csv: Path) -> Path:
+    return csv.with_name(csv.stem + "-curves.json")
+
+
+#: every how many generator steps a loss record is kept in a curves file (validation is kept per epoch)
+STEP_STRIDE = 10
+
+
+def record_curves(cfg: ExperimentConfig, method: str, path: Path) -> bool:
+    """Write the training curves of every fold of a finished unit (read from the models the run cached; nothing
+    is trained) to ``path``: per fold, the validation distance per epoch and every 10th step's losses. False if
+    a fold's model is not in the cache (a unit recorded on another machine)."""
+    ds = load_dataset(cfg.dataset, cfg.data_dir)
+    folds = []
+    for fold in resolve_folds(cfg, ds):
+        history = cached_history(training_features(fold.train, ds, cfg, False), generator_config(method, cfg.budget()),
+                                 cfg.cache_dir)
+        if history is None:
+            return False
+        folds.append({"fold": fold.name, "steps": len(history["steps"]),
+                      "epochs": [{"epoch": e["epoch"], "val_distance": {str(r): d for r, d in e["val_distance"].items()}}
+                                 for e in history["epochs"]],
+                      "step_records": [{k: v for k, v in r.items() if k != "event"}
+                                       for r in history["steps"][::STEP_STRIDE]]})
+    path.write_text(json.dumps({"method": method, "step_stride": STEP_STRIDE, "folds": folds}))
+    return True
 
 
 def commit() -> str:
@@ -57,7 +88,11 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
                            seed=seed, **profile_settings(profile))
     config = json.loads(json.dumps(asdict(cfg), default=str))
     if csv.is_file() and meta.is_file() and json.loads(meta.read_text()).get("config") == config:
-        print(f"{csv.name}: done already", flush=True)
+        if method in GENERATORS and not curves_path(csv).is_file():  # a unit recorded before curves were kept
+            kept = record_curves(cfg, method, curves_path(csv))
+            print(f"{csv.name}: done already; curves {'recorded' if kept else 'not in this cache'}", flush=True)
+        else:
+            print(f"{csv.name}: done already", flush=True)
         return
     print(f"{csv.name}: training {method} ({profile}: {PROFILES[profile]}), protocol {protocol}, seed {seed}",
           flush=True)
@@ -69,6 +104,8 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
     meta.write_text(json.dumps({"config": config, "commit": commit(), "seconds": round(seconds, 1),
                                 "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                                            f"{os.cpu_count()} cores", "folds": result.folds}, indent=1))
+    if method in GENERATORS:
+        record_curves(cfg, method, curves_path(csv))
     print(f"{csv.name}: {seconds:.0f} s; " + ", ".join(
         f"{m} {ratio_label(r)} {g['ap'].mean():.3f}" for (m, r), g in result.per_query.groupby(["method", "ratio"])),
         flush=True)

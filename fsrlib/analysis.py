@@ -256,3 +256,22 @@ def read_recorded_runs(folder: str | Path) -> dict[tuple[str, str], pd.DataFrame
         frames.setdefault((protocol, profile), []).append(pd.read_csv(csv))
     return {key: pd.concat(parts, ignore_index=True).drop_duplicates(["method", "ratio", "seed", "query"])
             for key, parts in frames.items()}
+
+
+def read_recorded_curves(folder: str | Path) -> dict[tuple[str, str, str, int], list[dict]]:
+    """The training curves ``benchmarks/bench_budget.py`` kept beside its results (``<unit>-curves.json``), by
+    ``(protocol, method, profile, seed)``: one history per fold, in the form
+    :func:`fsrlib.plotting.plot_training_history` draws (validation distance per epoch, losses every
+    ``step_stride``-th step). Empty if the folder is absent."""
+    import json
+
+    curves: dict[tuple[str, str, str, int], list[dict]] = {}
+    for path in sorted(Path(folder).glob("*-seed*-curves.json")):
+        protocol, method, profile, seed = path.name.removesuffix("-curves.json").rsplit("-", 3)
+        recorded = json.loads(path.read_text())
+        curves[(protocol, method, profile, int(seed.removeprefix("seed")))] = [
+            {"fold": fold["fold"], "steps": fold["step_records"],
+             "epochs": [{"epoch": e["epoch"], "val_distance": {float(r): d for r, d in e["val_distance"].items()}}
+                        for e in fold["epochs"]]}
+            for fold in recorded["folds"]]
+    return curves

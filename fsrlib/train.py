@@ -247,10 +247,25 @@ def train_cached(features: Mapping[float, np.ndarray], config: TrainConfig, *, c
 
     A finished run is loaded instead of retrained (a warm book build trains nothing); an interrupted one resumes.
     """
-    folder = cache_dir_or_default(cache_dir)
     config = with_feature_dim(config, features)
-    path = folder / "models" / f"{config.loss}-r{config.r:g}-{training_key(features, config)}.pt"
+    path = cached_checkpoint_path(features, config, cache_dir)
     return train_fsrgan(features, config, callback=callback, checkpoint=path, resume=True, owned_checkpoint=True)
+
+
+def cached_checkpoint_path(features: Mapping[float, np.ndarray], config: TrainConfig,
+                           cache_dir: str | Path | None = None) -> Path:
+    """Where :func:`train_cached` keeps the checkpoint of ``config`` trained on ``features``."""
+    config = with_feature_dim(config, features)
+    folder = cache_dir_or_default(cache_dir)
+    return folder / "models" / f"{config.loss}-r{config.r:g}-{training_key(features, config)}.pt"
+
+
+def cached_history(features: Mapping[float, np.ndarray], config: TrainConfig,
+                   cache_dir: str | Path | None = None) -> dict | None:
+    """The training history (:attr:`TrainResult.history`) of a run :func:`train_cached` has stored, read without
+    training anything; ``None`` if there is no usable checkpoint."""
+    state = read_checkpoint(cached_checkpoint_path(features, config, cache_dir), "cpu", required=CHECKPOINT_KEYS)
+    return None if state is None else state["history"]
 
 
 #: What a checkpoint written by :func:`train_fsrgan` holds.

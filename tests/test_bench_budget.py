@@ -53,3 +53,29 @@ def test_no_recorded_runs_is_an_empty_result(tmp_path, capsys):
     module.RESULTS = tmp_path / "absent"
     assert module.main(["summary"]) == 0
     assert "no results under" in capsys.readouterr().out
+
+
+def test_training_curves_are_recorded_from_the_cached_models_and_drawn(tmp_path, mini_dataset, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from fsrlib.analysis import read_recorded_curves
+    from fsrlib.experiment import ExperimentConfig, run
+    from fsrlib.plotting import plot_training_history
+
+    module = bench()
+    cfg = ExperimentConfig(dataset="mini", data_dir=str(mini_dataset.root), methods=("raw", "fsrgan"), steps=12,
+                           critic_iters=1, ratios=(1 / 16,), protocol="group_disjoint", folds=2)
+    run(cfg, progress=False)
+    path = tmp_path / "group_disjoint-fsrgan-short-seed0-curves.json"
+    assert module.record_curves(cfg, "fsrgan", path)
+    (history, other) = read_recorded_curves(tmp_path)[("group_disjoint", "fsrgan", "short", 0)]
+    assert history["fold"] != other["fold"]
+    assert [r["step"] for r in history["steps"]] == [0, 10]  # every 10th of the 12 steps
+    assert set(history["epochs"][-1]["val_distance"]) == {1 / 16}
+    fig, axes = plt.subplots(1, 3)
+    plot_training_history(history, axes)
+    plt.close(fig)
+    # a unit whose models are not in this cache (recorded elsewhere) writes nothing and says so
+    monkeypatch.setenv("FSRLIB_CACHE", str(tmp_path / "empty-cache"))
+    assert not module.record_curves(cfg, "fsrgan", tmp_path / "other-curves.json")
+    assert not (tmp_path / "other-curves.json").exists()
