@@ -262,7 +262,7 @@ def read_recorded_curves(folder: str | Path) -> dict[tuple[str, str, str, int], 
     """The training curves ``benchmarks/bench_budget.py`` kept beside its results (``<unit>-curves.json``), by
     ``(protocol, method, profile, seed)``: one history per fold, in the form
     :func:`fsrlib.plotting.plot_training_history` draws (validation distance per epoch, losses every
-    ``step_stride``-th step). Empty if the folder is absent."""
+    ``step_stride``-th step; ``n_steps``: how many it trained). Empty if the folder is absent."""
     import json
 
     curves: dict[tuple[str, str, str, int], list[dict]] = {}
@@ -270,8 +270,39 @@ def read_recorded_curves(folder: str | Path) -> dict[tuple[str, str, str, int], 
         protocol, method, profile, seed = path.name.removesuffix("-curves.json").rsplit("-", 3)
         recorded = json.loads(path.read_text())
         curves[(protocol, method, profile, int(seed.removeprefix("seed")))] = [
-            {"fold": fold["fold"], "steps": fold["step_records"],
+            {"fold": fold["fold"], "n_steps": fold["steps"], "steps": fold["step_records"],
              "epochs": [{"epoch": e["epoch"], "val_distance": {float(r): d for r, d in e["val_distance"].items()}}
                         for e in fold["epochs"]]}
             for fold in recorded["folds"]]
     return curves
+
+
+def read_recorded_units(folder: str | Path) -> pd.DataFrame:
+    """Where each recorded unit of ``benchmarks/bench_budget.py`` comes from, one row per unit: protocol, method,
+    profile, seed, device, generator steps, machine, seconds and git commit (from the JSON beside its results)."""
+    import json
+
+    rows = []
+    for meta in sorted(Path(folder).glob("*-seed*.json")):
+        if meta.name.endswith("-curves.json"):
+            continue
+        protocol, method, profile, seed = meta.stem.rsplit("-", 3)
+        recorded = json.loads(meta.read_text())
+        config = recorded.get("config", {})
+        rows.append({"protocol": protocol, "method": method, "profile": profile, "seed": int(seed.removeprefix("seed")),
+                     "device": config.get("device"), "steps": config.get("steps"), "epochs": config.get("epochs"),
+                     "machine": recorded.get("machine"), "seconds": recorded.get("seconds"),
+                     "commit": str(recorded.get("commit", ""))[:10]})
+    return pd.DataFrame(rows)
+
+
+def curve_flatness(history: Mapping, ratio: float, tail: float = 0.1) -> float:
+    """How much the validation distance at ``ratio`` still moved at the end of a training run: the relative change
+    of its mean over the last ``tail`` of the epochs against the ``tail`` before (negative: still falling). A run
+    that has converged gives a value near 0; one cut short gives a clearly negative one."""
+    values = np.asarray([e["val_distance"][ratio] for e in history["epochs"]], dtype=float)
+    width = max(1, int(round(tail * len(values))))
+    if len(values) < 2 * width:
+        raise ValueError(f"{len(values)} epochs are too few to compare two tails of {width}")
+    last, before = values[-width:].mean(), values[-2 * width:-width].mean()
+    return float((last - before) / before)

@@ -69,7 +69,7 @@ def test_training_curves_are_recorded_from_the_cached_models_and_drawn(tmp_path,
     path = tmp_path / "group_disjoint-fsrgan-short-seed0-curves.json"
     assert module.record_curves(cfg, "fsrgan", path)
     (history, other) = read_recorded_curves(tmp_path)[("group_disjoint", "fsrgan", "short", 0)]
-    assert history["fold"] != other["fold"]
+    assert history["fold"] != other["fold"] and history["n_steps"] == 12
     assert [r["step"] for r in history["steps"]] == [0, 10]  # every 10th of the 12 steps
     assert set(history["epochs"][-1]["val_distance"]) == {1 / 16}
     fig, axes = plt.subplots(1, 3)
@@ -79,3 +79,31 @@ def test_training_curves_are_recorded_from_the_cached_models_and_drawn(tmp_path,
     monkeypatch.setenv("FSRLIB_CACHE", str(tmp_path / "empty-cache"))
     assert not module.record_curves(cfg, "fsrgan", tmp_path / "other-curves.json")
     assert not (tmp_path / "other-curves.json").exists()
+
+
+def test_a_converged_curve_is_flat_and_a_cut_short_one_is_not():
+    from fsrlib.analysis import curve_flatness
+
+    epochs = np.arange(200)
+    converged = {"epochs": [{"val_distance": {0.25: 0.5 + 0.5 * np.exp(-e / 10)}} for e in epochs]}
+    cut_short = {"epochs": [{"val_distance": {0.25: 1.0 - 0.002 * e}} for e in epochs]}
+    assert abs(curve_flatness(converged, 0.25)) < 1e-3
+    assert curve_flatness(cut_short, 0.25) == pytest.approx(-0.04 / 0.661)  # means of epochs 180-199 and 160-179
+    with pytest.raises(ValueError, match="too few"):
+        curve_flatness({"epochs": converged["epochs"][:1]}, 0.25)
+
+
+def test_each_recorded_unit_says_where_it_ran(tmp_path):
+    import json
+
+    from fsrlib.analysis import read_recorded_units
+
+    unit(tmp_path, "fsrgan", 1, 0.6, protocol="group_disjoint")
+    (tmp_path / "group_disjoint-fsrgan-paper-seed1.json").write_text(json.dumps(
+        {"config": {"device": "cuda", "steps": 2658, "epochs": 6}, "commit": "0123456789abcdef", "seconds": 61.5,
+         "machine": "gpu-host x86_64, 16 cores"}))
+    (tmp_path / "group_disjoint-fsrgan-paper-seed1-curves.json").write_text("{}")
+    (row,) = read_recorded_units(tmp_path).to_dict("records")
+    assert row == {"protocol": "group_disjoint", "method": "fsrgan", "profile": "paper", "seed": 1, "device": "cuda",
+                   "steps": 2658, "epochs": 6, "machine": "gpu-host x86_64, 16 cores", "seconds": 61.5,
+                   "commit": "0123456789"}
