@@ -51,8 +51,9 @@ EVAL_RATIOS = PAPER_RATIOS
 def folds_of(protocol: str, holidays, k: int = 3, split_seed: int = 0, unlabeled: int = 0) -> list:
     if protocol == "group_disjoint":
         return group_disjoint_folds(holidays, k=k, seed=split_seed)
-    if protocol == "cross_dataset":  # with unlabeled photos: those alone (issue 24; --extra adds Paris and mini)
-        sources = [unlabeled_photos(unlabeled, split_seed)] if unlabeled else extra_sources()
+    if protocol == "cross_dataset":  # with unlabeled photos: those and the Paris subset only (issue 24)
+        sources = [load_dataset("paris6k", PARIS), unlabeled_photos(unlabeled, split_seed)] if unlabeled else \
+            extra_sources()
         return cross_dataset_folds(holidays, sources)
     if protocol == "paper":
         return paper_folds(holidays)
@@ -218,7 +219,7 @@ def main() -> None:
     r.add_argument("--photos", type=int, default=0, help="train on this many photos per fold (0: all)")
     r.add_argument("--unlabeled", type=int, default=0,
                    help="add this many unlabeled photos (-1: all; a seeded subset, the same for every seed) to every "
-                        "fold's training set; cross_dataset then trains on them alone")
+                        "fold's training set; cross_dataset then trains on them and the Paris subset only (issue 24)")
     r.add_argument("--set", nargs="*", default=[], help="StudentConfig changes, e.g. steps=300 lr=1e-4")
     r.add_argument("--out", type=Path)
     args = parser.parse_args()
