@@ -1,4 +1,5 @@
 """The command line refuses bad arguments before any work, and the device check it shares with the library."""
+import argparse
 import os
 import re
 import shutil
@@ -218,3 +219,42 @@ def test_mps_is_checked(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ValueError, match="Apple's Metal GPU"):
         resolve_device("mps")
+
+
+def subcommands() -> dict:
+    """The real parser's subcommands, by name."""
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices
+
+
+def test_every_option_has_help_and_shows_its_default(monkeypatch):
+    """Issue 25: options without help (--dataset, --ratios...) and defaults shown nowhere."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert set(subcommands()) == {"experiment", "extract"}
+    for name, parser in subcommands().items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            shown = formatter._expand_help(action) if action.help else ""
+            assert shown.strip(), f"{name} {action.option_strings[0]} has no help"
+            if action.nargs != 0 and not action.required:  # flags and required options have no default to show
+                assert "default:" in shown, f"{name} {action.option_strings[0]}: {shown!r} shows no default"
+            if action.default not in (None, False, []):
+                assert "default:" in shown, f"{name} {action.option_strings[0]}: {shown!r} shows no default"
+        assert "default:" in " ".join(parser.format_help().split())
+
+
+def test_experiment_help_shows_the_defaults(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["experiment", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0
+    assert "(default: 1/4 1/9 1/16 1/25 1/36 1/49 1/64)" in out and "(default: cpu)" in out  # --ratios, --profile
+    assert "(default: mini)" in out and "95% intervals" in out and "%%" not in out
+    with pytest.raises(SystemExit):
+        cli.main(["extract", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "$FSRLIB_CACHE" in out and "(default: 256)" in out and "(default: 1)" in out
