@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train every learned method once per seed; tables then show 95%% intervals over queries "
                           "(default: one run, with --seed)")
     exp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (checked before any work)")
+    exp.add_argument("--unlabeled-photos", default="photos", metavar="FOLDER",
+                     help="unlabeled photos the student adds to every fold's training photos: a folder, 'photos' "
+                          "(the photos dataset where it is found: $FSRLIB_DATA/photos or $FSRLIB_DEV_DATA's "
+                          "photos-unlabeled) or 'none'")
     exp.add_argument("--out", action="append", default=[],
                      help=f"also save the tidy table here ({' or '.join(TABLE_SUFFIXES)}, chosen by suffix; "
                           "folders are made); repeatable")
@@ -327,7 +331,8 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
                             device=args.device, **budget, protocol=chosen_protocol(args),
                             folds=args.folds if args.folds is not None else 3, train_on=tuple(names),
                             train_data_dirs=tuple(None if d is None else str(d) for d in found),
-                            isr_profile=args.profile if args.profile in ISR_PROFILES else "cpu")
+                            isr_profile=args.profile if args.profile in ISR_PROFILES else "cpu",
+                            unlabeled_photos=None if args.unlabeled_photos.lower() == "none" else args.unlabeled_photos)
 
 
 def protocol_problem(cfg: ExperimentConfig) -> str | None:

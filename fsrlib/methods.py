@@ -25,8 +25,10 @@ experiment runs them as *extractors* of the query features, not as enhancers.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,6 +71,9 @@ class MethodBudget:
     ratios: tuple[float, ...] = PAPER_RATIOS
     degradation: Degradation = "uniform"
     reference: Reference = "input"
+    #: unlabeled photos the student adds to every fold's training photos (issue 24): "photos" (the ``photos``
+    #: dataset where :func:`fsrlib.datasets.locate` finds it; a warning if it is nowhere), a folder, or None
+    unlabeled_photos: str | None = "photos"
 
 
 def torch_enhancer(model: torch.nn.Module, device: str) -> Enhancer:
@@ -162,6 +167,25 @@ def isr_extractor(model: str) -> Extractor:
     return extract
 
 
+def with_unlabeled_photos(ds: RetrievalDataset, train: RetrievalDataset, source: str | None) -> RetrievalDataset:
+    """``train``'s photos plus the unlabeled ``source`` (see :attr:`MethodBudget.unlabeled_photos`), refusing any
+    copy of one of ``ds``'s images among them (a test photo must never be trained on)."""
+    from .datasets import load_dataset, locate
+    from .protocols import cross_dataset_folds, pooled_training_set
+
+    if source is None:
+        return train
+    folder = locate("photos") if source == "photos" else Path(source)
+    if folder is None:
+        warnings.warn("the student trains on the fold's photos only: the unlabeled photos (dataset 'photos') are "
+                      "not on this machine. Set FSRLIB_DEV_DATA to the folder holding photos-unlabeled, pass "
+                      "unlabeled_photos=<a folder of photos>, or unlabeled_photos=None to silence this", stacklevel=3)
+        return train
+    photos = load_dataset("photos", folder)
+    cross_dataset_folds(ds, [photos])  # raises if the folder is the test collection's or holds a copy of its images
+    return pooled_training_set([train, photos], name=f"{train.name}+photos")
+
+
 def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, progress: bool) -> QueryFeatures:
     """The resolution-robust student (:mod:`fsrlib.student`, beyond the paper): Lite0's last blocks fine-tuned on
     the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
@@ -171,6 +195,7 @@ def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, pr
     if cfg.backbone != "efficientnet_lite0":
         raise ValueError(f"the student fine-tunes efficientnet_lite0's last blocks; backbone {cfg.backbone!r} "
                          "has no student yet")
+    train = with_unlabeled_photos(ds, train, cfg.unlabeled_photos)
     with deterministic():
         # trained on the experiment's ratios, degradation and reference: the queries it will see (issue 27)
         ratios = tuple(r for r in cfg.ratios if r < 1.0)

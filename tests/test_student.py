@@ -299,8 +299,46 @@ def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_ref
         raise Stop
 
     monkeypatch.setattr(st, "train_student", capture)
-    budget = MethodBudget(ratios=(1.0, 1 / 9, 1 / 49), degradation="antialias", reference="original")
+    budget = MethodBudget(ratios=(1.0, 1 / 9, 1 / 49), degradation="antialias", reference="original",
+                          unlabeled_photos=None)
     with pytest.raises(Stop):
         EXTRACTORS["student"](tiny_dataset, tiny_dataset, budget, False)
     (cfg,) = seen
     assert cfg.ratios == (1 / 9, 1 / 49) and cfg.degradations == ("antialias",) and cfg.reference == "original"
+
+
+def _photo_folder(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        pixels = np.random.default_rng(i).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"p{i}.jpg")
+    return folder
+
+
+def test_the_student_adds_the_unlabeled_photos_to_every_fold(tmp_path, tiny_dataset, monkeypatch):
+    from fsrlib.methods import with_unlabeled_photos
+
+    photos = _photo_folder(tmp_path / "unlabeled", 3)
+    pooled = with_unlabeled_photos(tiny_dataset, tiny_dataset, str(photos))
+    expected = {str(tiny_dataset.path(p).resolve()) for p in tiny_dataset.train} | \
+        {str((photos / f"p{i}.jpg").resolve()) for i in range(3)}
+    assert set(pooled.train) == expected and len(pooled.train) == 8
+    assert with_unlabeled_photos(tiny_dataset, tiny_dataset, None) is tiny_dataset
+    # found by name where the development data is; absent: a warning that says how to fix it, and the fold alone
+    monkeypatch.setenv("FSRLIB_DEV_DATA", str(tmp_path))
+    (tmp_path / "photos-unlabeled").symlink_to(photos)
+    assert len(with_unlabeled_photos(tiny_dataset, tiny_dataset, "photos").train) == 8
+    monkeypatch.setenv("FSRLIB_DEV_DATA", str(tmp_path / "nowhere"))
+    with pytest.warns(UserWarning, match="fold's photos only.*FSRLIB_DEV_DATA"):
+        assert with_unlabeled_photos(tiny_dataset, tiny_dataset, "photos") is tiny_dataset
+
+
+def test_a_test_photo_among_the_unlabeled_ones_is_refused(tmp_path, tiny_dataset):
+    from fsrlib.methods import with_unlabeled_photos
+
+    photos = _photo_folder(tmp_path / "unlabeled", 2)
+    (photos / "leak.png").write_bytes(tiny_dataset.path(tiny_dataset.queries[0]).read_bytes())
+    with pytest.raises(ValueError, match="leak.png"):
+        with_unlabeled_photos(tiny_dataset, tiny_dataset, str(photos))
+    with pytest.raises(Exception, match="no photos"):
+        with_unlabeled_photos(tiny_dataset, tiny_dataset, str(tmp_path / "missing"))
