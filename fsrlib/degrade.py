@@ -138,6 +138,11 @@ def check_size(size: int) -> int:
     return int(size)
 
 
+def uniform_indices(in_size: int, out_size: int) -> np.ndarray:
+    """The ``out_size`` indices along one axis that :func:`uniform_downsample` keeps: ``floor((i + 1/2) in / out)``."""
+    return np.minimum(((np.arange(out_size) + 0.5) * in_size / out_size).astype(np.int64), in_size - 1)
+
+
 def uniform_downsample(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Strided sub-sampling to ``size = (w, h)``: pixel ``floor((i + 1/2) W / w)``.
 
@@ -147,8 +152,7 @@ def uniform_downsample(image: Image.Image, size: tuple[int, int]) -> Image.Image
     arr = np.asarray(image)
     h_in, w_in = arr.shape[:2]
     w, h = size
-    rows = np.minimum(((np.arange(h) + 0.5) * h_in / h).astype(np.int64), h_in - 1)
-    cols = np.minimum(((np.arange(w) + 0.5) * w_in / w).astype(np.int64), w_in - 1)
+    rows, cols = uniform_indices(h_in, h), uniform_indices(w_in, w)
     return Image.fromarray(np.ascontiguousarray(arr[rows][:, cols]))
 
 
