@@ -81,13 +81,21 @@ def commit() -> str:
         return "unknown"
 
 
+def same_config(stored: dict, wanted: dict) -> bool:
+    """Whether a recorded unit was run with ``wanted``: equal, except for fields added to the config since it was
+    recorded that hold their default (a new field cannot have changed an old run)."""
+    defaults = json.loads(json.dumps(asdict(ExperimentConfig()), default=str))
+    added = {k for k in wanted if k not in stored and wanted[k] == defaults.get(k)}
+    return {k: v for k, v in wanted.items() if k not in added} == stored
+
+
 def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse.Namespace) -> None:
     csv, meta = unit_paths(protocol, method, profile, seed)
     cfg = ExperimentConfig(dataset="holidays", data_dir=str(args.data_dir), ratios=tuple(args.ratios),
                            methods=("raw", method), protocol=protocol, folds=args.folds or 3, device=args.device,
                            seed=seed, **profile_settings(profile))
     config = json.loads(json.dumps(asdict(cfg), default=str))
-    if csv.is_file() and meta.is_file() and json.loads(meta.read_text()).get("config") == config:
+    if csv.is_file() and meta.is_file() and same_config(json.loads(meta.read_text()).get("config", {}), config):
         if method in GENERATORS and not curves_path(csv).is_file():  # a unit recorded before curves were kept
             kept = record_curves(cfg, method, curves_path(csv))
             print(f"{csv.name}: done already; curves {'recorded' if kept else 'not in this cache'}", flush=True)

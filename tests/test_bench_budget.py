@@ -107,3 +107,17 @@ def test_each_recorded_unit_says_where_it_ran(tmp_path):
     assert row == {"protocol": "group_disjoint", "method": "fsrgan", "profile": "paper", "seed": 1, "device": "cuda",
                    "steps": 2658, "epochs": 6, "machine": "gpu-host x86_64, 16 cores", "seconds": 61.5,
                    "commit": "0123456789"}
+
+
+def test_a_unit_recorded_before_a_config_field_was_added_is_still_done():
+    import json
+    from dataclasses import asdict
+
+    from fsrlib.experiment import ExperimentConfig
+
+    module = bench()
+    wanted = json.loads(json.dumps(asdict(ExperimentConfig(steps=2658)), default=str))
+    older = {k: v for k, v in wanted.items() if k != "unlabeled_photos"}
+    assert module.same_config(wanted, wanted) and module.same_config(older, wanted)
+    assert not module.same_config({**older, "steps": 100}, wanted)
+    assert not module.same_config(older, {**wanted, "unlabeled_photos": "/elsewhere"})  # a new field, not default
