@@ -287,6 +287,10 @@ def add_extract_parser(sub: argparse._SubParsersAction) -> None:
     ext.add_argument("--workers", type=count(0), default=None,
                      help="decoding processes per rank, 0 to decode in the main process (default: the cores, "
                           "shared among local ranks)")
+    ext.add_argument("--ratios-on-device", choices=("auto", "on", "off"), default="auto",
+                     help="'on': workers ship each photo's network input once and --device makes the ratios (same "
+                          "features, same cache entries; not with --reference original); 'off': the workers make "
+                          "them; 'auto': on for CUDA GPUs")
     ext.add_argument("--decode", choices=DECODINGS, default="full",
                      help="'draft': decode JPEGs at reduced size (faster; other pixels, own cache entry; needs "
                           "--reference input)")

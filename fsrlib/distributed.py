@@ -111,7 +111,8 @@ def extract_command(args: argparse.Namespace) -> int:
         resolve_device(args.device)
         recipe = FeatureRecipe(args.backbone, args.degradation, args.reference, decode=args.decode,
                                precision=args.precision)
-        loader = LoaderConfig(args.device, args.batch_size, args.chunk_size, args.workers)
+        loader = LoaderConfig(args.device, args.batch_size, args.chunk_size, args.workers,
+                              ratios_on_device={"auto": None, "on": True, "off": False}[args.ratios_on_device])
         dataset = load_dataset(args.dataset, args.data_dir)
     except (ValueError, KeyError, DatasetNotFoundError) as err:
         raise SystemExit(f"python -m fsrlib extract: {err}") from None

@@ -7,7 +7,9 @@ distributed extraction in :mod:`fsrlib.distributed` shares them out over ranks):
    :mod:`fsrlib.feature_cache` for the key and the checks);
 2. :func:`pending_jobs` and :func:`compute_jobs`: the rows still missing, read
    by a ``torch.utils.data.DataLoader`` whose worker processes decode each
-   image once and degrade it at every missing ratio, forwarded in batches and
+   image once and degrade it at every missing ratio (or, with
+   ``LoaderConfig.ratios_on_device``, ship its undegraded network input once
+   and the device degrades it: the same pixels), forwarded in batches and
    written chunk by chunk to the entry's ``.partial`` folder;
 3. :func:`assemble`: the chunks joined into the final, checksummed entries.
 
@@ -41,6 +43,7 @@ from tqdm.auto import tqdm
 from .backbones import BackboneSpec, get_backbone_spec, load_backbone
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import DEGRADATIONS, REFERENCES, Degradation, Reference, check_ratio, degrade
+from .degrade_tensor import degrade_batch
 from .devices import resolve_device
 from .feature_cache import (
     DECODINGS,
@@ -63,7 +66,8 @@ from .paths import cache_dir_or_default, locked
 
 __all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "assemble",
            "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
-           "fill_cache", "load_entry", "lookup_features", "network_inputs", "pending_jobs", "save_entry"]
+           "fill_cache", "load_entry", "lookup_features", "network_inputs", "pending_jobs", "reference_image",
+           "save_entry"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,11 @@ class LoaderConfig:
     result does not depend on ``chunk_size``, on interruptions or on sharding.
     ``workers``: decoding processes (``None``: one per CPU core; ``0``: in this process).
     ``mp_context``: their start method (``"fork"``, ``"spawn"``...; ``None``: the platform's default).
+    ``ratios_on_device``: where the recipe allows it (``reference="input"``, no upscaler), the workers ship each
+    photo's ``S x S`` uint8 network input once and ``device`` makes every ratio from it
+    (:func:`fsrlib.degrade_tensor.degrade_batch`, the same pixels as the workers' PIL, so the same features and
+    cache entries); ``None``: on CUDA GPUs only. On the CPU the workers' PIL costs a quarter to a third of
+    ``degrade_batch``'s CPU time per input and runs in parallel (MPS computes ``degrade_batch`` on the CPU too).
     """
 
     device: str = "cpu"
@@ -111,10 +120,13 @@ class LoaderConfig:
     chunk_size: int = 256
     workers: int | None = None
     mp_context: str | None = None
+    ratios_on_device: bool | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.chunk_size < 1 or (self.workers is not None and self.workers < 0):
             raise ValueError(f"batch_size and chunk_size must be >= 1 and workers >= 0, got {self}")
+        if self.ratios_on_device not in (None, True, False):
+            raise ValueError(f"ratios_on_device must be True, False or None (auto), got {self.ratios_on_device!r}")
         resolve_device(self.device)  # "gpu", or "cuda" without a GPU, fail here with a clear message
 
     @property
@@ -128,6 +140,13 @@ class LoaderConfig:
     @property
     def n_workers(self) -> int:
         return _cpu_cores() if self.workers is None else self.workers
+
+    @property
+    def degrades_on_device(self) -> bool:
+        """``ratios_on_device``, with ``None`` resolved: whether the device makes the ratios where it can."""
+        if self.ratios_on_device is None:
+            return torch.device(self.device).type == "cuda"
+        return bool(self.ratios_on_device)
 
 
 @dataclass
@@ -150,6 +169,11 @@ class CachePlan:
     @property
     def missing(self) -> list[float]:
         return [r for r in self.keys if r not in self.found]
+
+    def ratios_on_device(self, loader: LoaderConfig) -> bool:
+        """Whether ``loader`` makes this plan's ratios on its device: asked to, from the network input
+        (``reference="input"``) and with no ISR upscaler (it works on PIL images, in :func:`_upscale`)."""
+        return loader.degrades_on_device and self.recipe.reference == "input" and self.upscaler is None
 
     def features(self) -> dict[float, np.ndarray]:
         """``{ratio: (N, D) float32}`` for every ratio (all must have been found or assembled)."""
@@ -216,10 +240,11 @@ def compute_jobs(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, *, 
     n_rows = sum(j.stop - j.start for j in jobs)
     bar = tqdm(total=sum((j.stop - j.start) * len(j.ratios) for j in jobs), disable=not progress, unit="img",
                desc=f"{plan.dataset.name}/{plan.split} {plan.recipe.backbone}")
-    rows = iter(_image_loader(plan, jobs, loader, n_rows))
+    on_device = plan.ratios_on_device(loader)
+    rows = iter(_image_loader(plan, jobs, loader, n_rows, on_device))
     try:
         for job in jobs:
-            for r, feats in zip(job.ratios, _forward_job(model, plan, job, rows, loader, device)):
+            for r, feats in zip(job.ratios, _forward_job(model, plan, job, rows, loader, device, on_device)):
                 save_chunk(plan.paths[r], job.start, feats.astype(plan.recipe.store_dtype), loader.unit)
                 bar.update(len(feats))
                 if on_chunk is not None:
@@ -254,6 +279,7 @@ def extract_features(
     upscaler: Upscaler | None = None,
     decode: str = "full",
     precision: str = "float32",
+    ratios_on_device: bool | None = None,
 ) -> dict[float, np.ndarray]:
     """Features of ``dataset``'s ``split`` at every area ratio: ``{ratio: (N, D) float32}``.
 
@@ -263,10 +289,10 @@ def extract_features(
     result; a second process asking for the same entries waits for the first and reads what it built. ``upscaler`` (an ISR model, :class:`fsrlib.isr.Upscaler`) replaces
     the bicubic input by its super-resolved version ("ISR then features"). See
     :class:`FeatureRecipe` for ``decode``/``precision`` and :class:`LoaderConfig`
-    for ``device``, ``batch_size``, ``chunk_size`` and ``workers``.
+    for ``device``, ``batch_size``, ``chunk_size``, ``workers`` and ``ratios_on_device``.
     """
     recipe = FeatureRecipe(backbone, degradation, reference, store_dtype, decode, precision)
-    loader = LoaderConfig(device, batch_size, chunk_size, workers)
+    loader = LoaderConfig(device, batch_size, chunk_size, workers, ratios_on_device=ratios_on_device)
     return fill_cache(dataset, split, ratios, recipe, loader, cache_dir=cache_dir, upscaler=upscaler,
                       progress=progress, on_chunk=on_chunk).features()
 
@@ -287,15 +313,23 @@ def fill_cache(dataset: RetrievalDataset, split: str, ratios: Sequence[float], r
     return plan
 
 
-def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *,
-                   degradation: Degradation = "uniform",
-                   reference: Reference = "input", size: int = 224, decode: str = "full") -> list[Image.Image]:
-    """One image of ``dataset`` (:func:`fsrlib.inputs.load_item`), decoded once and degraded at each ratio: the
-    backbone's ``size``-square inputs, as :func:`fsrlib.inputs.item_input` gives them one ratio at a time."""
+def reference_image(dataset: RetrievalDataset, item: ImageItem, *, reference: Reference = "input", size: int = 224,
+                    decode: str = "full") -> Image.Image:
+    """The image every ratio of ``item`` is shrunk from: the photo (:func:`fsrlib.inputs.load_item`), resized to the
+    ``size``-square network input where ``reference="input"`` (:func:`fsrlib.degrade.degrade`'s first step)."""
     image = load_item(dataset, item, draft_size=size if decode == "draft" else None)
     if reference == "input":
         # degrade's first step, done once for every ratio: it leaves an image of the target size as it is
         image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return image
+
+
+def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *,
+                   degradation: Degradation = "uniform",
+                   reference: Reference = "input", size: int = 224, decode: str = "full") -> list[Image.Image]:
+    """One image of ``dataset`` (:func:`reference_image`), decoded once and degraded at each ratio: the
+    backbone's ``size``-square inputs, as :func:`fsrlib.inputs.item_input` gives them one ratio at a time."""
+    image = reference_image(dataset, item, reference=reference, size=size, decode=decode)
     return [degrade(image, r, degradation=degradation, reference=reference, size=size).upsampled for r in ratios]
 
 
@@ -338,15 +372,17 @@ def _portable(err: BaseException, path: Path) -> BaseException:
 
 
 class _JobImages(Dataset):
-    """Worker side: row ``i`` of a split at ``ratios`` as ``(R, S, S, 3)`` uint8 network inputs.
+    """Worker side: row ``i`` of a split at ``ratios`` as ``(R, S, S, 3)`` uint8 network inputs, or with
+    ``ratios_on_device`` as ``(1, S, S, 3)``: the undegraded input, which the device degrades at every ratio.
 
     Holds only picklable data (the dataset description, the items, the recipe), so
     workers start with ``fork`` or ``spawn`` alike; errors come back as :class:`_Failure`.
     """
 
     def __init__(self, dataset: RetrievalDataset, items: Sequence[ImageItem], recipe: FeatureRecipe,
-                 size: int) -> None:
+                 size: int, ratios_on_device: bool = False) -> None:
         self.dataset, self.items, self.recipe, self.size = dataset, tuple(items), recipe, size
+        self.ratios_on_device = ratios_on_device
 
     def __len__(self) -> int:
         return len(self.items)
@@ -355,8 +391,11 @@ class _JobImages(Dataset):
         row, ratios = index
         item = self.items[row]
         try:
-            inputs = network_inputs(self.dataset, item, ratios, degradation=self.recipe.degradation,
-                                    reference=self.recipe.reference, size=self.size, decode=self.recipe.decode)
+            if self.ratios_on_device:
+                inputs = [reference_image(self.dataset, item, size=self.size, decode=self.recipe.decode)]
+            else:
+                inputs = network_inputs(self.dataset, item, ratios, degradation=self.recipe.degradation,
+                                        reference=self.recipe.reference, size=self.size, decode=self.recipe.decode)
         except Exception as err:
             return _Failure(_portable(err, self.dataset.path(item.path)))
         return torch.from_numpy(np.stack([np.asarray(x) for x in inputs]))
@@ -377,10 +416,11 @@ class _JobRows(Sampler):
                 yield row, job.ratios
 
 
-def _image_loader(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, n_rows: int) -> DataLoader:
+def _image_loader(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, n_rows: int,
+                  ratios_on_device: bool) -> DataLoader:
     workers = min(loader.n_workers, n_rows)
-    return DataLoader(_JobImages(plan.dataset, plan.items, plan.recipe, plan.spec.input_size), batch_size=None,
-                      sampler=_JobRows(jobs), num_workers=workers, persistent_workers=False,
+    images = _JobImages(plan.dataset, plan.items, plan.recipe, plan.spec.input_size, ratios_on_device)
+    return DataLoader(images, batch_size=None, sampler=_JobRows(jobs), num_workers=workers, persistent_workers=False,
                       prefetch_factor=max(2, math.ceil(loader.unit / workers)) if workers else None,
                       multiprocessing_context=loader.mp_context if workers else None)
 
@@ -393,8 +433,11 @@ def _next_pixels(rows: Iterator) -> torch.Tensor:
 
 
 def _forward_job(model: nn.Module, plan: CachePlan, job: Job, rows: Iterator, loader: LoaderConfig,
-                 device: torch.device) -> list[np.ndarray]:
-    """``(job rows, D)`` float32 features at each of the job's ratios, in batches on the global grid."""
+                 device: torch.device, ratios_on_device: bool) -> list[np.ndarray]:
+    """``(job rows, D)`` float32 features at each of the job's ratios, in batches on the global grid.
+
+    With ``ratios_on_device`` each row holds one undegraded input, degraded here at each ratio on ``device``.
+    """
     outs: list[list[torch.Tensor]] = [[] for _ in job.ratios]
     for start in range(job.start, job.stop, loader.unit):
         items = [_next_pixels(rows) for _ in range(min(loader.unit, job.stop - start))]
@@ -405,10 +448,18 @@ def _forward_job(model: nn.Module, plan: CachePlan, job: Job, rows: Iterator, lo
             pixels = torch.stack(items)
         if plan.upscaler is not None:
             pixels = _upscale(pixels, job.ratios, plan.upscaler)
-        with torch.inference_mode(), _autocast(device, plan.recipe.precision):
-            for j, outputs in enumerate(outs):
-                outputs.append(model(_to_input(plan.spec, pixels[:, j]).to(device)))  # no-op but on mps
+        with torch.inference_mode():
+            for j, (r, outputs) in enumerate(zip(job.ratios, outs)):
+                inputs = _degraded(pixels[:, 0], r, plan.recipe.degradation) if ratios_on_device else pixels[:, j]
+                with _autocast(device, plan.recipe.precision):  # the forward only: degrade_batch's sums stay exact
+                    outputs.append(model(_to_input(plan.spec, inputs).to(device)))  # no-op but on mps
     return [torch.cat(o).float().cpu().numpy() for o in outs]
+
+
+def _degraded(pixels: torch.Tensor, ratio: float, degradation: Degradation) -> torch.Tensor:
+    """``(N, S, S, 3)`` uint8 network inputs at ``ratio`` (:func:`fsrlib.degrade_tensor.degrade_batch`), on their
+    device and in the workers' layout (contiguous, channels last), so :func:`_to_input` treats both paths alike."""
+    return degrade_batch(pixels.permute(0, 3, 1, 2), ratio, degradation).permute(0, 2, 3, 1).contiguous()
 
 
 def _autocast(device: torch.device, precision: str) -> torch.autocast:

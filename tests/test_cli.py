@@ -143,6 +143,30 @@ def test_extract_refuses_repeated_ratios(capsys):
     assert exit_info.value.code == 2 and "1/4 (2 times)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("given, loader_value", [([], None), (["--ratios-on-device", "on"], True),
+                                                 (["--ratios-on-device", "off"], False)])
+def test_extract_passes_where_the_ratios_are_made(monkeypatch, given, loader_value):
+    import fsrlib.distributed as distributed
+
+    seen = {}
+
+    def fake_extract(dataset, split, ratios, recipe, loader, **kwargs):
+        seen["loader"] = loader
+        raise Reached
+
+    monkeypatch.setattr(distributed, "load_dataset", lambda name, data_dir: name)
+    monkeypatch.setattr(distributed, "extract_sharded", fake_extract)
+    with pytest.raises(Reached):
+        cli.main(["extract", "--dataset", "mini", "--split", "db", *given])
+    assert seen["loader"].ratios_on_device is loader_value
+
+
+def test_extract_refuses_an_unknown_ratios_on_device(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["extract", "--dataset", "mini", "--split", "db", "--ratios-on-device", "yes"])
+    assert exit_info.value.code == 2 and "'auto', 'on', 'off'" in capsys.readouterr().err
+
+
 def test_tables_are_saved_before_the_report(monkeypatch, tmp_path):
     """Issue 28: a report that failed after the run lost the results; now they are on disk first."""
     table = pd.DataFrame({"dataset": "mini", "method": ["hr", "raw"], "ratio": 0.25, "ratio_label": "1/4",

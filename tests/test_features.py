@@ -381,3 +381,107 @@ def test_degradation_keeps_its_cache_field_name(tiny_dataset):
     key = cache_key(tiny_dataset, items, get_backbone_spec("efficientnet_lite0"), 0.25, "antialias", "input",
                     "float16")
     assert key["method"] == "antialias" and "degradation" not in key
+
+
+# ---------------------------------------------------------------- ratios made on the device (issue 26)
+@pytest.fixture
+def two_photos(tmp_path):
+    """Two real photos of other sizes than the input (512x512 PNG, 451x300 JPEG), the JPEG with a query box."""
+    import skimage.data
+    from PIL import Image
+
+    from fsrlib.datasets import RetrievalDataset
+
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "astronaut.png")
+    Image.fromarray(skimage.data.chelsea()).save(tmp_path / "chelsea.jpg", quality=90)
+    return RetrievalDataset(name="two", root=tmp_path, images=("astronaut.png", "chelsea.jpg"),
+                            queries=("chelsea.jpg",), gnd=({"ok": [1], "junk": [], "bbx": (40.0, 20.0, 400.0, 290.0)},))
+
+
+def cosines(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def forbid(monkeypatch, name):
+    def fail(*args, **kwargs):
+        raise AssertionError(f"features.{name} was called on the path that should not call it")
+
+    monkeypatch.setattr(features, name, fail)
+
+
+@pytest.mark.parametrize("degradation, workers", [("uniform", 0), ("antialias", 0), ("uniform", 2)])
+def test_ratios_on_device_give_the_workers_features(two_photos, tmp_path, monkeypatch, degradation, workers):
+    from fsrlib.degrade import PAPER_RATIOS
+
+    ratios = (1.0, *PAPER_RATIOS)
+
+    def extract(on_device):
+        return extract_features(two_photos, "db", ratios, cache_dir=tmp_path / str(on_device), progress=False,
+                                degradation=degradation, store_dtype="float32", workers=workers,
+                                ratios_on_device=on_device)
+
+    pil = extract(False)
+    degraded = []
+    degrade_batch = features.degrade_batch
+    monkeypatch.setattr(features, "degrade_batch", lambda b, r, d: degraded.append((r, d)) or degrade_batch(b, r, d))
+    forbid(monkeypatch, "degrade")  # the workers' PIL degradation (forked workers inherit the patch)
+    device = extract(True)
+    assert sorted(degraded) == sorted((r, degradation) for r in ratios)  # one batch: each ratio made once, here
+    for r in ratios:
+        assert cosines(device[r], pil[r]).min() >= 0.99999, f"ratio {r}"
+        # the check can fail: the features at any other ratio are further away than that
+        for other in ratios:
+            if other != r:
+                assert cosines(device[r], pil[other]).min() < 0.99999, f"ratio {r} vs {other}"
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_both_paths_read_each_others_cache_entries(two_photos, tmp_path, monkeypatch, first):
+    filled = extract_features(two_photos, "query", (1.0, 1 / 16), cache_dir=tmp_path / "c", progress=False,
+                              ratios_on_device=first)
+    entries = entry_files(tmp_path)
+    assert len(entries) == 2
+    forbid(monkeypatch, "_backbone")
+    read = extract_features(two_photos, "query", (1.0, 1 / 16), cache_dir=tmp_path / "c", progress=False,
+                            ratios_on_device=not first)
+    assert entry_files(tmp_path) == entries
+    for r in filled:
+        np.testing.assert_array_equal(read[r], filled[r])
+
+
+def test_original_reference_and_isr_stay_on_the_workers_path(two_photos, tmp_path, monkeypatch):
+    from fsrlib.isr import SRCNN, Upscaler
+
+    up = Upscaler("srcnn", {1 / 4: SRCNN().eval()}, cache_id="untrained-srcnn")
+    cases = [{"reference": "original"}, {"upscaler": up}]
+    want = [extract_features(two_photos, "query", (1.0, 1 / 4), cache_dir=tmp_path / f"pil{i}", progress=False,
+                             ratios_on_device=False, **kw) for i, kw in enumerate(cases)]
+    forbid(monkeypatch, "degrade_batch")
+    for i, kw in enumerate(cases):
+        got = extract_features(two_photos, "query", (1.0, 1 / 4), cache_dir=tmp_path / f"device{i}", progress=False,
+                               ratios_on_device=True, **kw)
+        for r in got:
+            np.testing.assert_array_equal(got[r], want[i][r])
+
+
+def test_a_worker_ships_the_undegraded_input_once(two_photos):
+    from fsrlib.features import FeatureRecipe, _JobImages
+
+    items = two_photos.split_items("query")  # the box is applied before the resize, as on the workers' path
+    pil = _JobImages(two_photos, items, FeatureRecipe(), 224)[(0, (1.0, 1 / 4))]
+    once = _JobImages(two_photos, items, FeatureRecipe(), 224, ratios_on_device=True)[(0, (1.0, 1 / 4))]
+    assert once.shape == (1, 224, 224, 3) and once.dtype == pil.dtype
+    np.testing.assert_array_equal(once[0].numpy(), pil[0].numpy())
+
+
+def test_ratios_on_device_default_and_bad_values(monkeypatch):
+    from fsrlib.features import LoaderConfig
+
+    assert not LoaderConfig().degrades_on_device
+    assert LoaderConfig(ratios_on_device=True).degrades_on_device
+    with pytest.raises(ValueError, match="ratios_on_device"):
+        LoaderConfig(ratios_on_device="on")
+    monkeypatch.setattr(features, "resolve_device", lambda device: device)  # no GPU needed to resolve "auto"
+    assert LoaderConfig("cuda").degrades_on_device and LoaderConfig("cuda:1").degrades_on_device
+    assert not LoaderConfig("mps").degrades_on_device  # degrade_batch computes on the CPU there
+    assert not LoaderConfig("cuda", ratios_on_device=False).degrades_on_device
