@@ -21,7 +21,9 @@ from book_toc import toc_notebooks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def execute(path: Path, timeout: int = 1800) -> float:
+def execute(path: Path, timeout: int | None = None) -> float:
+    """Run every cell of ``path`` and store the outputs. No per-cell time limit by default: a slow machine makes a
+    slow book, not no book (issue 25: a VDSR cell once ran past a 1,800 s limit on a busy 2-core machine)."""
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
