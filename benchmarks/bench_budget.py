@@ -119,11 +119,11 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
         flush=True)
 
 
-def summary(results: Path = RESULTS) -> pd.DataFrame:
+def summary(results: Path | None = None) -> pd.DataFrame:
     """mAP per (protocol, profile, method, ratio) over the seeds run, its interval, the share of the gap (HR - raw)
     won back and the paired verdict against raw (:func:`fsrlib.analysis.summarize`), from the files alone."""
     tables = [summarize(per_query).assign(protocol=protocol, profile=profile)
-              for (protocol, profile), per_query in read_recorded_runs(results).items()]
+              for (protocol, profile), per_query in read_recorded_runs(results or RESULTS).items()]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
