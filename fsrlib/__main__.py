@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seeds", nargs="+", type=count(0), default=None,
                      help="train every learned method once per seed; tables then show 95%% intervals over queries "
                           "(default: one run, with --seed)")
-    exp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (checked before any work)")
+    exp.add_argument("--device", default="auto",
+                     help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps (checked before any work)")
     exp.add_argument("--unlabeled-photos", default="photos", metavar="FOLDER",
                      help="unlabeled photos the student adds to every fold's training photos: a folder, 'photos' "
                           "(the photos dataset where it is found: $FSRLIB_DATA/photos or $FSRLIB_DEV_DATA's "
@@ -279,7 +280,8 @@ def add_extract_parser(sub: argparse._SubParsersAction) -> None:
                      help="network the features come from")
     ext.add_argument("--degradation", choices=DEGRADATIONS, default="uniform", help=DEGRADATION_HELP)
     ext.add_argument("--reference", choices=REFERENCES, default="input", help=REFERENCE_HELP)
-    ext.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its local GPU)")
+    ext.add_argument("--device", default="auto",
+                     help="auto (CUDA, else MPS, else CPU), cpu or cuda (under torchrun: each rank its local GPU)")
     ext.add_argument("--batch-size", type=count(1), default=8,
                      help="images per forward pass (changes the features only by float rounding)")
     ext.add_argument("--chunk-size", type=count(1), default=256,

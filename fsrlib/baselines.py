@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .devices import concrete_device
 from .pairs import make_pairs, split_by_image
 from .seed import set_seed
 from .train import check_finite_features
@@ -74,6 +75,9 @@ class MLPConfig:
     batch_size: int = 64
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.device = concrete_device(self.device)  # "auto": CUDA, else MPS, else CPU
 
 
 class FeatureMLP(nn.Module):

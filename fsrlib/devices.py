@@ -4,7 +4,10 @@
 ``"cuda"`` on a machine without a GPU fails only when the first tensor moves,
 after the database was loaded. :func:`resolve_device` parses the name with
 torch and checks that the device exists here, so a script, the CLI and a
-notebook can refuse a bad ``device=`` in their first line.
+notebook can refuse a bad ``device=`` in their first line. ``"auto"`` (the
+chapters' and the CLI's default) picks the best device here: CUDA, else
+Apple's MPS, else the CPU, so a chapter opened on a Colab GPU runtime uses
+the GPU with no edit.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import torch
 
 #: Device types fsrlib runs on.
 DEVICE_TYPES: tuple[str, ...] = ("cpu", "cuda", "mps")
+
+#: The name that asks for the best device present (:func:`best_device`).
+AUTO = "auto"
 
 
 def available_devices() -> list[str]:
@@ -24,18 +30,34 @@ def available_devices() -> list[str]:
     return found
 
 
+def best_device() -> str:
+    """The device ``"auto"`` means here: ``"cuda"`` where torch sees a GPU, else ``"mps"``, else ``"cpu"``."""
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if _mps_available() else "cpu"
+
+
+def concrete_device(device: str) -> str:
+    """``device`` with ``"auto"`` replaced by :func:`best_device` and anything else unchanged (unchecked): what the
+    configs store, so a config saved on one machine reads the same on another."""
+    return best_device() if isinstance(device, str) and device.strip().lower() == AUTO else device
+
+
 def resolve_device(device: str | torch.device) -> str:
-    """``device`` as torch spells it (``"cuda" -> "cuda"``, ``"cuda:1"``, ``"cpu"``), once it exists here.
+    """``device`` as torch spells it (``"cuda" -> "cuda"``, ``"cuda:1"``, ``"cpu"``), once it exists here;
+    ``"auto"`` becomes :func:`best_device`.
 
     Raises ``ValueError`` naming the devices that do exist when ``device`` is
     not a torch device name (``"gpu"``), is a type fsrlib does not run on, or
     is absent on this machine (``"cuda"`` without a GPU, ``"cuda:3"`` with two).
     """
+    if isinstance(device, str) and device.strip().lower() == AUTO:
+        return best_device()
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{device!r} is not a device name torch knows; use one of {DEVICE_TYPES} (with an index "
-                         f"such as 'cuda:1' for another GPU). Available here: {', '.join(available_devices())}"
+        raise ValueError(f"{device!r} is not a device name torch knows; use 'auto' or one of {DEVICE_TYPES} (with "
+                         f"an index such as 'cuda:1' for another GPU). Available here: {', '.join(available_devices())}"
                          ) from None
     if parsed.type not in DEVICE_TYPES:
         raise ValueError(f"fsrlib runs on {', '.join(DEVICE_TYPES)}, not {parsed.type!r}. "

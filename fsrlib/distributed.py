@@ -90,7 +90,8 @@ def process_group(device: str, timeout: timedelta = BARRIER_TIMEOUT) -> Iterator
 
     Yields ``(rank, world_size, device)``; leaves the group on exit if it joined it.
     """
-    kind = torch.device(resolve_device(device)).type
+    device = resolve_device(device)  # "auto" becomes the best device here
+    kind = torch.device(device).type
     if kind == "cuda":
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = f"cuda:{local_rank}"

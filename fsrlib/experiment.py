@@ -23,6 +23,7 @@ import pandas as pd
 
 from .datasets import RetrievalDataset, load_dataset
 from .degrade import DEGRADATIONS, REFERENCES, check_ratios, ratio_label
+from .devices import resolve_device
 from .features import extract_features
 from .isr_train import ISR_PROFILES
 from .methods import EXTRACTORS, METHODS, UNTRAINED, MethodBudget
@@ -159,6 +160,7 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "kappas": check_kappas, "protocol": one_of(PROTOCOLS, "protocol"),
     "degradation": one_of(DEGRADATIONS, "degradation"), "reference": one_of(REFERENCES, "reference"),
     "isr_profile": one_of(tuple(ISR_PROFILES), "profile (of the ISR models and the student)"), "train_on": as_tuple, "train_data_dirs": as_tuple,
+    "device": resolve_device,  # stored as torch spells it; "auto" becomes the best device here
 }
 
 

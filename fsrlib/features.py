@@ -127,7 +127,8 @@ class LoaderConfig:
             raise ValueError(f"batch_size and chunk_size must be >= 1 and workers >= 0, got {self}")
         if self.ratios_on_device not in (None, True, False):
             raise ValueError(f"ratios_on_device must be True, False or None (auto), got {self.ratios_on_device!r}")
-        resolve_device(self.device)  # "gpu", or "cuda" without a GPU, fail here with a clear message
+        # "gpu", or "cuda" without a GPU, fail here with a clear message; "auto" becomes the best device here
+        object.__setattr__(self, "device", resolve_device(self.device))
 
     @property
     def unit(self) -> int:
@@ -336,7 +337,7 @@ def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[
 def image_features(images: Sequence, backbone: str = "efficientnet_lite0", device: str = "cpu",
                    batch_size: int = 8) -> np.ndarray:
     """Features ``(N, D)`` float32 of PIL images already at the backbone's input size (not cached)."""
-    spec = get_backbone_spec(backbone)
+    spec, device = get_backbone_spec(backbone), resolve_device(device)
     return _forward(_backbone(backbone, str(torch.device(device))), spec, list(images), batch_size, device)
 
 

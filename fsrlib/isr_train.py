@@ -28,6 +28,7 @@ from torch import nn
 
 from .datasets import RetrievalDataset
 from .degrade import PAPER_RATIOS, Degradation, Reference, degrade, ratio_label
+from .devices import concrete_device
 from .inputs import load_item
 from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, rgb_to_ycbcr, ssim
 from .paths import cache_dir_or_default, read_checkpoint, save_checkpoint
@@ -64,6 +65,9 @@ class ISRTrainConfig:
     seed: int = 0
     device: str = "cpu"
     model_config: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.device = concrete_device(self.device)  # "auto": CUDA, else MPS, else CPU
 
 
 #: Budgets, all with Adam and a cosine learning-rate decay. "cpu": minutes on a 2-core CPU (the book's default;
@@ -202,7 +206,7 @@ def trained_upscaler(ds: RetrievalDataset, model: str, profile: str = "cpu", *, 
     SRCNN: one network per ratio in :data:`SRCNN_RATIOS`. VDSR: one network for all paper ratios.
     """
     ratio_sets = [(r,) for r in SRCNN_RATIOS] if model == "srcnn" else [PAPER_RATIOS]
-    models, keys, histories = {}, [], {}
+    models, keys, histories, device = {}, [], {}, concrete_device(device)
     for ratios in ratio_sets:
         cfg = isr_config(model, profile, ratios=ratios, degradation=degradation, reference=reference, seed=seed,
                          device=device)

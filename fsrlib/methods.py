@@ -36,6 +36,7 @@ import torch
 
 from .baselines import MLPConfig, RidgeConfig, train_mlp, train_ridge
 from .degrade import PAPER_RATIOS, Degradation, Reference
+from .devices import concrete_device
 from .models import GeneratorConfig
 from .retrieval import l2_normalize
 from .seed import deterministic
@@ -74,6 +75,9 @@ class MethodBudget:
     #: unlabeled photos the student adds to every fold's training photos (issue 24): "photos" (the ``photos``
     #: dataset where :func:`fsrlib.datasets.locate` finds it; a warning if it is nowhere), a folder, or None
     unlabeled_photos: str | None = "photos"
+
+    def __post_init__(self) -> None:
+        self.device = concrete_device(self.device)  # "auto": CUDA, else MPS, else CPU
 
 
 def torch_enhancer(model: torch.nn.Module, device: str) -> Enhancer:

@@ -49,6 +49,7 @@ from torch import nn
 from .backbones import get_backbone_spec, load_backbone, split_lite0
 from .datasets import RetrievalDataset
 from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
+from .devices import concrete_device
 from .features import cache_key
 from .imageio import load_image
 from .pairs import FeaturePairs
@@ -100,6 +101,9 @@ class StudentConfig:
     threads: int = 2  # fixed while training (the GAN trainings use 2 too): the same numbers on any machine with 2 threads
     device: str = "cpu"
     store_dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        self.device = concrete_device(self.device)  # "auto": CUDA, else MPS, else CPU
 
     @property
     def pairs_per_image(self) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .degrade import ratio_label
+from .devices import concrete_device
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
@@ -50,6 +51,9 @@ class TrainConfig:
     device: str = "cpu"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
+
+    def __post_init__(self) -> None:
+        self.device = concrete_device(self.device)  # "auto": CUDA, else MPS, else CPU
 
 
 def paper_generator_steps(train_images: int = 4500, ratios: int = 7, batch_size: int = 64, epochs: int = 6,

@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-ADDRESS = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+?(?=[/\s\\\"'`)\]]|\.git|$)")
+# An address ends at "/", "@" (a pinned release: git+...@v0.1.0), a quote, a bracket, ".git" or the line's end.
+ADDRESS = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+?(?=[/@\s\\\"'`)\]]|\.git|$)")
 
 
 def repository_url() -> str:

@@ -72,6 +72,7 @@ def test_repository_address_has_one_home():
     install = [name for name, found in seen.items() if name.endswith(".ipynb") and found == {url}]
     assert len(install) == len(list(BOOK.glob("*.ipynb"))), "a chapter's install cell does not name the repository"
     assert module.our_addresses("pip install git+https://github.com/a/b\n") == {"https://github.com/a/b"}
+    assert module.our_addresses("FSRLIB = 'x @ git+https://github.com/a/b@v0.1.0'") == {"https://github.com/a/b"}
 
 
 def test_nbval_leaves_every_glued_value_in_the_chapters_out_of_its_comparison():

@@ -282,3 +282,42 @@ def test_experiment_help_shows_the_defaults(monkeypatch, capsys):
         cli.main(["extract", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "$FSRLIB_CACHE" in out and "(default: 256)" in out and "(default: 1)" in out
+
+
+def test_auto_device_picks_cuda_then_mps_then_cpu(monkeypatch):
+    """Issue 25: a chapter opened on a Colab GPU runtime must use the GPU with no edit, so "auto" is the default."""
+    import fsrlib.devices as devices
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device(" AUTO ") == "cpu"
+    monkeypatch.setattr(devices, "_mps_available", lambda: True)
+    assert resolve_device("auto") == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and devices.concrete_device("auto") == "cuda"
+    assert devices.concrete_device("cuda:3") == "cuda:3"  # only "auto" is replaced: a stored config reads as saved
+
+
+def test_configs_store_the_device_auto_stands_for():
+    """Every config with a device field stores the concrete name, so cache keys and checkpoints never say "auto"."""
+    from fsrlib.baselines import MLPConfig
+    from fsrlib.experiment import ExperimentConfig
+    from fsrlib.features import LoaderConfig
+    from fsrlib.isr_train import ISRTrainConfig
+    from fsrlib.methods import MethodBudget
+    from fsrlib.student import StudentConfig
+    from fsrlib.train import TrainConfig
+    here = resolve_device("auto")
+    for config in (MLPConfig, ExperimentConfig, LoaderConfig, ISRTrainConfig, MethodBudget, StudentConfig,
+                   TrainConfig):
+        assert config(device="auto").device == here, config.__name__
+    with pytest.raises(ValueError, match="device='gpu'.*not a device name"):
+        ExperimentConfig(device="gpu")
+
+
+def test_cli_device_defaults_to_auto(no_work):
+    parser = cli.build_parser()
+    assert parser.parse_args(["experiment"]).device == "auto"
+    assert parser.parse_args(["extract", "--dataset", "mini", "--split", "db"]).device == "auto"
+    with pytest.raises(Reached):
+        cli.main(["experiment"])
+    assert no_work["cfg"].device == resolve_device("auto")
