@@ -2,7 +2,9 @@
 #   make book   build the book, executing every chapter on the embedded mini dataset
 #   make test   run the whole test suite (nbval re-executes every chapter but those in book/conftest.py's EXPENSIVE)
 #   make test-all   the same, re-executing every chapter
-.PHONY: setup book test test-all experiment clean
+#   make rerun PARAMS="-p device cuda -p backbone vgg16_fc7" OUT=runs/gpu
+#               rerun every chapter with papermill parameters into OUT; the committed chapters are not touched
+.PHONY: setup book test test-all experiment rerun clean
 
 # The shared development subsets (INRIA Holidays, Paris6k) beside the checkout, used by the book and the tests when
 # present; override with `make book FSRLIB_DEV_DATA=/path/to/data` (a folder holding holidays-subset/ and
@@ -23,6 +25,11 @@ test: setup
 
 test-all: setup
 	FSRLIB_TEST_ALL=1 bash scripts/run_tests.sh
+
+OUT ?= runs/rerun
+PARAMS ?=
+rerun: setup
+	.venv/bin/python scripts/rerun_book.py --out $(OUT) $(PARAMS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 experiment: setup
 	.venv/bin/python -m fsrlib experiment --dataset mini

@@ -1,4 +1,5 @@
-"""Command line: ``python -m fsrlib experiment --dataset mini --methods raw``."""
+"""Command line: ``fsrlib experiment --dataset mini --methods raw`` (or ``python -m fsrlib ...``); ``fsrlib fetch
+holidays`` downloads, verifies and unpacks a benchmark; ``fsrlib extract`` caches a split's features."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,9 @@ from .isr_train import ISR_PROFILES
 from .experiment import (PROFILES, ExperimentConfig, ExperimentResult, check_methods, check_seeds, pivot,
                          profile_settings, resolve_folds, run, save_table, worse_than_raw)
 from .methods import DEFAULT_METHODS, EXTRACTORS, METHODS, UNTRAINED
+from .paths import data_root
 from .protocols import PROTOCOLS
+from .sources import SOURCES
 
 #: What ``--out`` can write (:func:`fsrlib.experiment.save_table` picks the format by suffix).
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".json")
@@ -206,8 +209,8 @@ def profile_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m fsrlib`` parser: the ``experiment`` and ``extract`` commands."""
-    parser = argparse.ArgumentParser(prog="python -m fsrlib", description=__doc__, formatter_class=HelpFormatter)
+    """The ``fsrlib`` parser (also ``python -m fsrlib``): the ``experiment``, ``extract`` and ``fetch`` commands."""
+    parser = argparse.ArgumentParser(prog="fsrlib", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     exp = sub.add_parser("experiment", help="run the core experiment and print its tables",
                          formatter_class=HelpFormatter)
@@ -262,7 +265,39 @@ def build_parser() -> argparse.ArgumentParser:
                           "folders are made); repeatable")
     exp.add_argument("--quiet", action="store_true", help="no progress bars")
     add_extract_parser(sub)
+    add_fetch_parser(sub)
     return parser
+
+
+def add_fetch_parser(sub: argparse._SubParsersAction) -> None:
+    fetch = sub.add_parser("fetch", help="download, verify and unpack benchmarks (safe to rerun: finished files "
+                           "are verified against the manifest and kept)", formatter_class=HelpFormatter)
+    fetch.add_argument("benchmarks", nargs="+", choices=sorted(SOURCES), metavar="BENCHMARK",
+                       help=f"one or more of: {', '.join(sorted(SOURCES))}")
+    fetch.add_argument("--data-dir", default=None,
+                       help="root folder, one sub-folder per benchmark (default: $FSRLIB_DATA, else ~/fsrlib_data)")
+    fetch.add_argument("--mirror", default=None, help="base URL tried first for every file (default: none)")
+    fetch.add_argument("--retries", type=count(0), default=2, help="retries per mirror on network errors")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def fetch_command(args: argparse.Namespace) -> int:
+    """``fsrlib fetch``: fetch each benchmark in turn; exit code 1 at the first that fails (its reason printed)."""
+    import logging
+
+    from .download import (ChecksumMismatchError, DownloadError, FolderNotWritableError, RarToolMissingError,
+                           fetch_benchmark)
+
+    logging.basicConfig(level=logging.INFO, format="[fetch] %(message)s")
+    root = args.data_dir or data_root()
+    for name in args.benchmarks:
+        try:
+            folder = fetch_benchmark(name, root, mirror=args.mirror, progress=not args.quiet, retries=args.retries)
+        except (DownloadError, ChecksumMismatchError, RarToolMissingError, FolderNotWritableError) as exc:
+            print(f"[fetch] {name}: {exc}", file=sys.stderr)
+            return 1
+        print(f"[fetch] {name}: ready in {folder}")
+    return 0
 
 
 def add_extract_parser(sub: argparse._SubParsersAction) -> None:
@@ -396,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; exit code 0, 1 if a table could not be saved, 2 if the arguments were refused (nothing run)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "fetch":
+        return fetch_command(args)
     problems = extract_problems(args) if args.command == "extract" else experiment_problems(args)
     if problems:
         parser.error("\n  ".join(["invalid arguments (nothing was run):", *problems]))  # exits with code 2

@@ -228,6 +228,25 @@ def verdict_phrase(by_verdict: dict[str, list[str]], baseline: str = "raw") -> s
     return ", ".join(parts) if parts else "not run"
 
 
+def ordering_reading(claims: Mapping[str, object], claimed: str = "better") -> str:
+    """Whether a claimed ordering holds, as one computed phrase: ``claims`` maps what the first method was compared
+    with (e.g. ``"the CNN-Baseline"``) to its :class:`fsrlib.stats.Comparison` (or ``None``: not run), all
+    claimed to come out ``claimed``. E.g. ``"holds against GAN + distance; reversed against the CNN-Baseline; not
+    settled against r = 3 (no clear difference)"``; ``"not run"`` when no comparison was run."""
+    opposite = {"better": "worse", "worse": "better"}[claimed]
+    groups: dict[str, list[str]] = {"holds": [], "reversed": [], "unsettled": [], "not run": []}
+    for name, comparison in claims.items():
+        if comparison is None:
+            groups["not run"].append(name)
+        else:
+            groups[{claimed: "holds", opposite: "reversed"}.get(comparison.verdict, "unsettled")].append(name)
+    if len(groups["not run"]) == len(claims):
+        return "not run"
+    words = {"holds": "holds against {}", "reversed": "is reversed against {}",
+             "unsettled": "is not settled against {} (no clear difference)", "not run": "was not run against {}"}
+    return "; ".join(words[k].format(" and ".join(v)) for k, v in groups.items() if v)
+
+
 def generalisation_goal(summary: pd.DataFrame, method: str, ratios: Sequence[float] = (1 / 36, 1 / 64),
                         share: float = 0.5) -> dict:
     """Does ``method`` recover at least ``share`` of the gap at every one of ``ratios``, and where is it worse

@@ -143,6 +143,19 @@ def uniform_indices(in_size: int, out_size: int) -> np.ndarray:
     return np.minimum(((np.arange(out_size) + 0.5) * in_size / out_size).astype(np.int64), in_size - 1)
 
 
+def uniform_kept_positions(in_size: int, out_size: int) -> np.ndarray:
+    """Where bicubic up-sampling back to ``in_size`` puts each kept pixel, against where it was taken from.
+
+    Returns ``(out_size, 2)`` rows ``(taken, shown)`` in full-size pixel coordinates: :func:`uniform_indices`, and
+    the centre PIL's resize gives small pixel ``j``, ``(j + 1/2) in / out - 1/2``. For an even integer factor ``k``
+    every kept pixel is shown half a pixel up and left of where it was taken (``k//2`` against ``(k-1)/2``); for an
+    odd one, where it was taken; for a factor that does not divide the side, the offset wanders along the axis.
+    """
+    taken = uniform_indices(in_size, out_size).astype(np.float64)
+    shown = (np.arange(out_size) + 0.5) * in_size / out_size - 0.5
+    return np.stack([taken, shown], axis=1)
+
+
 def uniform_downsample(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Strided sub-sampling to ``size = (w, h)``: pixel ``floor((i + 1/2) W / w)``.
 

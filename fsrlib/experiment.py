@@ -28,6 +28,7 @@ from .features import extract_features
 from .isr_train import ISR_PROFILES
 from .methods import EXTRACTORS, METHODS, UNTRAINED, MethodBudget
 from .paths import atomic_path
+from .progress import shown
 from .protocols import PROTOCOLS, Fold, make_folds
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
 from .seed import deterministic
@@ -246,8 +247,13 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
     (:mod:`fsrlib.protocols`); its queries are enhanced by that model and ranked
     against the full database, and the folds' queries are pooled, so every query
     is scored once per seed. Untrained methods do not depend on the seed and are
-    run once.
+    run once. ``progress``: bars for the extraction and for every model trained (:mod:`fsrlib.progress`).
     """
+    with shown(progress):
+        return _run(cfg, seeds, progress)
+
+
+def _run(cfg: ExperimentConfig, seeds: Sequence[int] | None, progress: bool) -> ExperimentResult:
     cfg = replace(cfg)  # checks fields changed since the config was made (ExperimentConfig.__post_init__)
     unknown = [m for m in cfg.methods if m not in METHODS and m not in EXTRACTORS]
     if unknown:
@@ -288,11 +294,6 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
     pq.insert(0, "query_name", [ds.queries[q] for q in pq["query"]])
     kept[("hr", seeds[0])] = {1.0: queries[1.0]}
     return ExperimentResult(table=tidy, per_query=pq, folds=described, enhanced=kept)
-
-
-def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> pd.DataFrame:
-    """The tidy table of :func:`run` for ``cfg.seed`` (one row per method, ratio and metric)."""
-    return run(cfg, progress=progress).table
 
 
 def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, folds: Sequence[Fold],

@@ -30,8 +30,9 @@ from .datasets import RetrievalDataset
 from .degrade import PAPER_RATIOS, Degradation, Reference, degrade, ratio_label
 from .devices import concrete_device
 from .inputs import load_item
-from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, rgb_to_ycbcr, ssim
+from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, realign_uniform, rgb_to_ycbcr, ssim
 from .paths import cache_dir_or_default, read_checkpoint, save_checkpoint
+from .progress import bar
 from .seed import set_seed
 
 #: The ratios the paper reports SRCNN at (Sec. 5): x2, x3, x4.
@@ -149,6 +150,8 @@ def train_isr(hr: np.ndarray, lr: dict[float, np.ndarray], config: ISRTrainConfi
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps) if config.cosine_decay else None
     history: dict[str, list[float]] = {"step": [], "loss": []}
     model.train()
+    scales = ", ".join(f"x{round(1 / np.sqrt(r))}" for r in config.ratios)
+    steps_bar = bar(config.steps, f"training {config.model} ({scales})")
     for step in range(config.steps):
         x, y = (t.to(config.device) for t in sample_batch(hr, lr, config.batch_size, config.patch_size, rng,
                                                                  config.augment))
@@ -164,6 +167,8 @@ def train_isr(hr: np.ndarray, lr: dict[float, np.ndarray], config: ISRTrainConfi
         history["loss"].append(loss.item())
         if callback is not None:
             callback({"step": step, "loss": history["loss"][-1]})
+        steps_bar.update()
+    steps_bar.close()
     return model.eval(), history
 
 
@@ -233,22 +238,32 @@ def published_comparison(table: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{"gain over bicubic (ours)": gain, "gain over bicubic (published)": pub_gain})
 
 
-def evaluate_isr(models: dict[str, Upscaler], hr: np.ndarray, lr: dict[float, np.ndarray]) -> pd.DataFrame:
+def evaluate_isr(models: dict[str, Upscaler], hr: np.ndarray, lr: dict[float, np.ndarray], *,
+                 realigned: bool = False, per_image: bool = False) -> pd.DataFrame:
     """PSNR and SSIM on Y (dB; border of ``scale`` px shaved, as in SR papers) of bicubic and each model.
 
     ``hr`` / ``lr`` as from :func:`luma_pairs` on held-out images. Returns a tidy table
-    ``method, ratio, scale, PSNR, SSIM`` (means over images).
+    ``method, ratio, scale, PSNR, SSIM`` (means over images), or with ``per_image`` one row per image (column
+    ``image``), for paired intervals against bicubic. ``realigned`` adds the row ``bicubic, re-aligned``
+    (:func:`fsrlib.isr.realign_uniform`: the uniform degradation's kept pixels moved back where they were taken;
+    meaningful for ``degradation="uniform"`` only).
     """
     rows = []
     for ratio, inputs in lr.items():
         scale = round(1 / np.sqrt(ratio))
         candidates = {"bicubic": inputs}
+        if realigned:
+            candidates["bicubic, re-aligned"] = realign_uniform(inputs, ratio)
         for name, up in models.items():
             if up.supports(ratio):
                 candidates[name] = up.refine_luma(inputs, ratio)
         for name, est in candidates.items():
             p = [psnr(h * 219 + 16, e * 219 + 16, border=scale) for h, e in zip(hr, est)]
             s = [ssim(h * 219 + 16, e * 219 + 16, border=scale) for h, e in zip(hr, est)]
-            rows.append({"method": name, "ratio": ratio, "ratio_label": ratio_label(ratio), "scale": f"x{scale}",
-                         "PSNR": float(np.mean(p)), "SSIM": float(np.mean(s))})
+            common = {"method": name, "ratio": ratio, "ratio_label": ratio_label(ratio), "scale": f"x{scale}"}
+            if per_image:
+                rows += [{**common, "image": i, "PSNR": float(a), "SSIM": float(b)}
+                         for i, (a, b) in enumerate(zip(p, s))]
+            else:
+                rows.append({**common, "PSNR": float(np.mean(p)), "SSIM": float(np.mean(s))})
     return pd.DataFrame(rows)

@@ -54,6 +54,7 @@ from .features import cache_key
 from .imageio import load_image
 from .pairs import FeaturePairs
 from .paths import cache_dir_or_default, file_sha256, files_sha256, load_arrays, read_checkpoint, save_arrays, save_checkpoint
+from .progress import bar
 from .seed import deterministic
 
 FORMAT_VERSION = 1
@@ -426,6 +427,7 @@ def fit_student(pairs: StudentPairs, cfg: StudentConfig, *,
         else:
             schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
         generator = torch.Generator().manual_seed(cfg.seed)
+        steps_bar = bar(steps, f"training the student ({cfg.trainable_blocks} blocks)")
         for step in range(steps):
             idx = torch.randint(len(use), (cfg.batch_size,), generator=generator)
             loss = student_step(model, optimizer, use.lr[idx].to(cfg.device).float(), use.hr[idx].to(cfg.device),
@@ -434,6 +436,8 @@ def fit_student(pairs: StudentPairs, cfg: StudentConfig, *,
             history["loss"].append(loss)
             if on_step is not None:
                 on_step(step, loss)
+            steps_bar.update()
+        steps_bar.close()
     model.eval()
     return model, history
 

@@ -27,6 +27,7 @@ from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
 from .paths import cache_dir_or_default, checked_checkpoint, read_checkpoint, refuse_to_overwrite, save_checkpoint
+from .progress import bar
 from .retrieval import non_finite_rows
 from .seed import set_seed
 
@@ -208,6 +209,9 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
     step_limit = config.steps if config.steps is not None else float("inf")
     stop = last_epoch(config, len(train_pairs), start_epoch, len(history["steps"]))
     saved_at = time.monotonic()
+    per_epoch = -(-len(train_pairs) // config.batch_size)
+    total = min(step_limit, stop * per_epoch) - len(history["steps"])
+    steps_bar = bar(max(int(total), 0), f"training {config.loss} G (r={config.r:g})")
     for epoch in range(start_epoch, stop):
         generator.train()
         order = torch.randperm(len(train_pairs), generator=generator_seed).to(config.device)
@@ -225,13 +229,17 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
             record.update(generator_step(generator, critic, opt_g, train_pairs.lr[idx], train_pairs.hr[idx], config))
             history["steps"].append(record)
             report(record)
+            steps_bar.update()
         summary = {"event": "epoch", "epoch": epoch,
                    "val_distance": validation_distance(generator, val_pairs) if len(val_pairs) else {}}
         history["epochs"].append(summary)
         report(summary)
+        if summary["val_distance"]:
+            steps_bar.set_postfix(val_distance=f"{np.mean(list(summary['val_distance'].values())):.4f}", refresh=False)
         if checkpoint is not None and (epoch + 1 == stop or time.monotonic() - saved_at >= checkpoint_every):
             _save_state(checkpoint, config, generator, critic, opt_g, opt_d, epoch + 1, history, generator_seed)
             saved_at = time.monotonic()
+    steps_bar.close()
     generator.eval()
     return TrainResult(generator=generator, critic=critic, history=history, config=config)
 

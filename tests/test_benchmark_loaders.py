@@ -96,11 +96,11 @@ def test_holidays_ignored_files_and_groups_without_query_are_reported(tmp_path):
 
 
 def test_holidays_rotated_release_and_absent(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="fetch.py holidays_rotated"):
+    with pytest.raises(DatasetNotFoundError, match="fetch holidays_rotated"):
         load_dataset("holidays_rotated", tmp_path)
     jpg(tmp_path / "jpg_rotated" / "IMG_0001.JPG")
     with pytest.raises(DatasetNotFoundError, match=r"its 1 image files, e.g. jpg_rotated/IMG_0001.JPG, are not so "
-                                                   r"named\). Run `python data_scripts/fetch.py holidays_rotated"):
+                                                   r"named\). Run `fsrlib fetch holidays_rotated"):
         load_dataset("holidays_rotated", tmp_path)
     (tmp_path / "jpg_rotated" / "IMG_0001.JPG").unlink()
     holidays_tree(tmp_path, "jpg_rotated")
@@ -150,7 +150,7 @@ def test_revisited_oxford_layout(tmp_path):
 
 def test_revisited_needs_its_pickle(tmp_path):
     jpg(tmp_path / "paris" / "louvre" / "paris_louvre_000001.jpg")
-    with pytest.raises(DatasetNotFoundError, match="gnd_rparis6k.pkl.*fetch.py rparis6k"):
+    with pytest.raises(DatasetNotFoundError, match="gnd_rparis6k.pkl.*fetch rparis6k"):
         load_dataset("rparis6k", tmp_path)
 
 
@@ -208,7 +208,7 @@ def test_damaged_revisited_pickle_is_named_with_what_to_do(tmp_path, how, proble
         cfg = pickle.load(fh)
     (tmp_path / "gnd_roxford5k.pkl").write_bytes(damaged_pickle(cfg, how))
     with pytest.raises(DamagedGroundTruthError, match=rf"gnd_roxford5k.pkl .*{problem}.*Delete it and run "
-                                                      rf"`python data_scripts/fetch.py roxford5k --data-dir "):
+                                                      rf"`fsrlib fetch roxford5k --data-dir "):
         load_quietly("roxford5k", tmp_path)
 
 
@@ -246,7 +246,7 @@ def test_distractors_are_appended_after_the_database(tmp_path, tiny_dataset):
 
 def test_distractors_by_name(tmp_path, monkeypatch, mini_dataset):
     monkeypatch.setenv("FSRLIB_DATA", str(tmp_path))
-    with pytest.raises(DatasetNotFoundError, match="fetch.py flickr100k"):
+    with pytest.raises(DatasetNotFoundError, match="fetch flickr100k"):
         load_dataset("mini+flickr100k", mini_dataset.root)
     jpg(tmp_path / "flickr100k" / "a.jpg")
     ds = load_dataset("mini+flickr100k", mini_dataset.root)

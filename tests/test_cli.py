@@ -255,7 +255,7 @@ def subcommands() -> dict:
 def test_every_option_has_help_and_shows_its_default(monkeypatch):
     """Issue 25: options without help (--dataset, --ratios...) and defaults shown nowhere."""
     monkeypatch.setenv("COLUMNS", "200")
-    assert set(subcommands()) == {"experiment", "extract"}
+    assert set(subcommands()) == {"experiment", "extract", "fetch"}
     for name, parser in subcommands().items():
         formatter = parser._get_formatter()
         for action in parser._actions:
@@ -321,3 +321,36 @@ def test_cli_device_defaults_to_auto(no_work):
     with pytest.raises(Reached):
         cli.main(["experiment"])
     assert no_work["cfg"].device == resolve_device("auto")
+
+
+def test_fetch_is_an_installed_command_and_the_script_is_the_same(monkeypatch, tmp_path, capsys):
+    """Issue 25: a pip install has no data_scripts/; `fsrlib fetch` is the command every message names."""
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    import fsrlib.download
+
+    root = Path(__file__).resolve().parents[1]
+    assert tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["fsrlib"] == "fsrlib.__main__:main"
+    fetched = []
+    monkeypatch.setattr(fsrlib.download, "fetch_benchmark",
+                        lambda name, root, **kw: fetched.append((name, str(root), kw)) or Path(root) / name)
+    assert cli.main(["fetch", "paris6k", "holidays", "--data-dir", str(tmp_path), "--quiet"]) == 0
+    assert [f[0] for f in fetched] == ["paris6k", "holidays"] and fetched[0][2]["progress"] is False
+    assert f"[fetch] holidays: ready in {tmp_path / 'holidays'}" in capsys.readouterr().out
+    spec = importlib.util.spec_from_file_location("fetch_script", root / "data_scripts" / "fetch.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["oxford5k", "--data-dir", str(tmp_path)]) == 0 and fetched[-1][0] == "oxford5k"
+    with pytest.raises(SystemExit) as refused_exit:
+        cli.main(["fetch", "imagenet"])
+    assert refused_exit.value.code == 2 and "invalid choice: 'imagenet'" in capsys.readouterr().err
+
+
+def test_no_message_points_to_a_script_a_pip_install_lacks():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in [*(root / "fsrlib").rglob("*.py"), *(root / "book").glob("*.ipynb")]:
+        assert "data_scripts/fetch.py" not in path.read_text(), f"{path} names data_scripts/fetch.py: say fsrlib fetch"

@@ -195,7 +195,7 @@ def test_missing_ground_truth_file_says_which_and_what_to_do(tmp_path):
     gt = tmp_path / "paris_120310"
     write_gt(gt, "louvre_1", "paris_louvre_000001", (1, 2, 30, 30), good=["paris_louvre_000002"])
     (gt / "louvre_1_good.txt").unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"louvre_1_good.txt is missing.*fetch.py paris6k"):
+    with pytest.raises(DatasetNotFoundError, match=r"louvre_1_good.txt is missing.*fsrlib fetch paris6k"):
         load_quietly(tmp_path)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fsrlib.__main__ import main, parse_ratio
-from fsrlib.experiment import ExperimentConfig, pivot, profile_settings, run, run_experiment, save_table, worse_than_raw
+from fsrlib.experiment import ExperimentConfig, pivot, profile_settings, run, save_table, worse_than_raw
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def mini_table(shared_cache):
     cfg = ExperimentConfig(ratios=(0.25, 1 / 64), cache_dir=str(shared_cache),
                            data_dir=str(shared_cache / "datasets" / "mini-v1"),
                            methods=("raw", "ridge", "cnn_baseline"), epochs=1)
-    return run_experiment(cfg, progress=False)
+    return run(cfg, progress=False).table
 
 
 def test_table_is_tidy_and_complete(mini_table):
@@ -62,7 +62,7 @@ def test_residual_fsrgan_is_never_much_worse_than_raw(tmp_path):
     """The property our variant was designed for, on the mini dataset with the book's CPU budget."""
     cfg = ExperimentConfig(methods=("raw", "fsrgan_residual"), ratios=(1 / 4, 1 / 16, 1 / 64), epochs=20,
                            critic_iters=2, cache_dir=str(tmp_path))
-    table = run_experiment(cfg, progress=False)
+    table = run(cfg, progress=False).table
     assert worse_than_raw(table, tolerance=0.02).empty
 
 
@@ -75,7 +75,7 @@ def test_profiles():
 
 def test_unknown_method():
     with pytest.raises(KeyError, match="known methods"):
-        run_experiment(ExperimentConfig(methods=("magic",)), progress=False)
+        run(ExperimentConfig(methods=("magic",)), progress=False)
 
 
 def test_cli(mini_table, shared_cache, tmp_path, capsys, monkeypatch):

@@ -154,6 +154,43 @@ def test_upscaler_refuses_untrained_ratios_and_table_includes_bicubic(tiny_datas
     assert table[table["method"] == "bicubic"]["scale"].tolist() == ["x2", "x3"]
 
 
+def test_per_image_rows_average_to_the_table_and_realigned_is_a_row(tiny_dataset):
+    up = Upscaler("srcnn", {1 / 4: SRCNN().eval()}, cache_id="test")
+    hr, lr = luma_pairs(tiny_dataset, "db", [1 / 4, 1 / 9])
+    mean = evaluate_isr({"srcnn": up}, hr, lr, realigned=True)
+    rows = evaluate_isr({"srcnn": up}, hr, lr, realigned=True, per_image=True)
+    assert len(rows) == len(hr) * (3 + 2) and set(rows["image"]) == set(range(len(hr)))
+    averaged = rows.groupby(["method", "ratio"], sort=False)[["PSNR", "SSIM"]].mean().reset_index()
+    np.testing.assert_allclose(averaged[["PSNR", "SSIM"]], mean[["PSNR", "SSIM"]])
+    assert "bicubic, re-aligned" in set(mean["method"])
+
+
+def test_realign_uniform_moves_kept_pixels_back_where_they_were_taken():
+    """Uniform sub-sampling by 2 keeps pixel 2j+1; bicubic up-sampling shows it at 2j+0.5: on a smooth pattern the
+    bicubic image is off by the pattern's slope times half a pixel, the re-aligned one is not. At x7 (224 = 7 x 32)
+    nothing moves."""
+    from fsrlib.degrade import degrade, uniform_kept_positions
+    from fsrlib.isr import realign_uniform
+    from fsrlib.isr_train import luma
+
+    np.testing.assert_array_equal(uniform_kept_positions(224, 112)[:2], [[1, 0.5], [3, 2.5]])
+    np.testing.assert_array_equal(uniform_kept_positions(224, 32)[:2], [[3, 3], [10, 10]])
+    y, x = np.mgrid[:224, :224]
+    wave = 128 + 90 * np.sin(2 * np.pi * x / 40) * np.cos(2 * np.pi * y / 56)
+    image = Image.fromarray(np.repeat(wave[..., None], 3, axis=2).round().astype(np.uint8))
+    truth = luma(image)
+    bicubic = luma(degrade(image, 1 / 4).upsampled)
+    realigned = realign_uniform(bicubic, 1 / 4)
+    inner = (slice(8, -8), slice(8, -8))
+    off, back = np.abs(bicubic - truth)[inner].mean(), np.abs(realigned - truth)[inner].mean()
+    assert back < off / 3, (off, back)
+    odd = luma(degrade(image, 1 / 49).upsampled)
+    np.testing.assert_allclose(realign_uniform(odd, 1 / 49), odd, atol=1e-6)
+    assert realign_uniform(np.stack([bicubic, bicubic]), 1 / 4).shape == (2, 224, 224)
+    with pytest.raises(ValueError, match="expected"):
+        realign_uniform(bicubic[0], 1 / 4)
+
+
 def test_features_through_an_upscaler(tiny_dataset):
     from fsrlib.features import extract_features
 
@@ -169,7 +206,7 @@ def test_features_through_an_upscaler(tiny_dataset):
 def test_core_experiment_with_isr_rows(mini_dataset, monkeypatch):
     """srcnn/vdsr go through the same extraction and evaluation; SRCNN has rows only at its trained ratios."""
     from fsrlib import isr_train
-    from fsrlib.experiment import ExperimentConfig, pivot, run_experiment
+    from fsrlib.experiment import ExperimentConfig, pivot, run
 
     tiny = {"srcnn": {"patch_size": 33, "batch_size": 4, "steps": 3, "lr": 1e-3},
             "vdsr": {"patch_size": 41, "batch_size": 2, "steps": 2, "lr": 1e-4,
@@ -177,7 +214,7 @@ def test_core_experiment_with_isr_rows(mini_dataset, monkeypatch):
     monkeypatch.setitem(isr_train.ISR_PROFILES, "cpu", tiny)
     cfg = ExperimentConfig(dataset="mini", data_dir=str(mini_dataset.root), ratios=(1 / 4, 1 / 64),
                            methods=("raw", "bicubic", "srcnn", "vdsr"))
-    table = run_experiment(cfg, progress=False)
+    table = run(cfg, progress=False).table
     m = pivot(table, "mAP")
     assert m.loc["srcnn", "1/4"] > 0 and np.isnan(m.loc["srcnn", "1/64"])  # no silent bicubic fallback
     assert m.loc["vdsr"].notna().all()

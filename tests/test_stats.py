@@ -207,3 +207,18 @@ def test_a_comparison_prints_its_own_level():
     a, b = rng.uniform(size=40), rng.uniform(size=40)
     assert "90% interval" in str(compare(a, b, level=0.9))
     assert "95% interval" in str(compare(a, b))
+
+
+def test_ordering_reading_names_where_a_claimed_order_holds_fails_or_is_unsettled():
+    from fsrlib.analysis import ordering_reading
+    from fsrlib.stats import Comparison
+
+    better, worse, unclear = Comparison(0.1, 0.05, 0.15), Comparison(-0.1, -0.15, -0.05), Comparison(0.0, -0.1, 0.1)
+    assert ordering_reading({"A": better, "B": worse, "C": unclear, "D": None}) == (
+        "holds against A; is reversed against B; is not settled against C (no clear difference); "
+        "was not run against D")
+    assert ordering_reading({"A": better, "B": better}) == "holds against A and B"
+    assert ordering_reading({"A": worse}, claimed="worse") == "holds against A"
+    assert ordering_reading({"A": None}) == "not run"
+    with pytest.raises(KeyError):
+        ordering_reading({"A": better}, claimed="equal")

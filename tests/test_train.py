@@ -257,3 +257,19 @@ def test_checkpoints_are_spaced_in_time_and_resuming_from_any_gives_the_same_mod
     for pa, pb in zip(full.generator.parameters(), resumed.generator.parameters()):
         torch.testing.assert_close(pa, pb)
     assert torch.load(ckpt, weights_only=False)["epoch"] == 4  # the last epoch is always saved
+
+
+def test_training_shows_a_bar_only_when_progress_was_asked_for(features, capsys):
+    """Issue 25: GAN training ran with no progress bar; a quiet run (run(progress=False), --quiet) must stay quiet."""
+    from fsrlib.progress import shown
+
+    config = small_config(steps=6, epochs=None)
+    train_fsrgan(features, config)
+    assert "training gan G" not in capsys.readouterr().err
+    with shown(True):
+        train_fsrgan(features, config)
+    err = capsys.readouterr().err
+    assert "training gan G (r=2)" in err and "/6 " in err  # the bar counts the 6 steps
+    with shown(True), shown(False):
+        train_fsrgan(features, config)
+    assert "training" not in capsys.readouterr().err

@@ -24,7 +24,7 @@ def distractor_images(name: str, root: str | Path) -> tuple[str, ...]:
     files = sorted(p.resolve().as_posix() for p in root.rglob("*.jpg")) if root.is_dir() else []
     if not files:
         raise DatasetNotFoundError(f"no {name} images under {root}. Run "
-                                   f"`python data_scripts/fetch.py {name} --data-dir {root.parent}`.")
+                                   f"`fsrlib fetch {name} --data-dir {root.parent}`.")
     return tuple(files)
 
 

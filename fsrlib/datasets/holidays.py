@@ -50,7 +50,7 @@ def load_holidays(root: str | Path, release: str = "original") -> RetrievalDatas
             f"Holidays ({release} release) not found: no NNNNNN.jpg under {image_dir}"
             f"{f' (its {len(found)} image files, e.g. {examples(found.values())}, are not so named)' if found else ''}"
             ". Run "
-            f"`python data_scripts/fetch.py holidays{'_rotated' if release == 'rotated' else ''} "
+            f"`fsrlib fetch holidays{'_rotated' if release == 'rotated' else ''} "
             f"--data-dir {root.parent}`, or pass data_dir= the folder holding {RELEASES[release]}/.")
     images = tuple(named[stem] for stem in sorted(named))
     queries, gnd = holidays_ground_truth(sorted(named), images)

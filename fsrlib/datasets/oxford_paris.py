@@ -80,7 +80,7 @@ def read_ground_truth_file(path: Path, name: str) -> list[str]:
         raise DatasetNotFoundError(
             f"{path} is missing: every '<query>_query.txt' of {name} needs its _good.txt, _ok.txt and _junk.txt "
             f"beside it (an empty file if it lists nothing). The ground truth is incomplete; unpack "
-            f"{layout['archives']} again (`python data_scripts/fetch.py {name}`), or restore the file.")
+            f"{layout['archives']} again (`fsrlib fetch {name}`), or restore the file.")
     return read_names(path, LAYOUTS[name]["prefix"])
 
 
@@ -219,7 +219,7 @@ def load_oxford_paris(name: str, root: str | Path) -> RetrievalDataset:
     if not image_dir.is_dir() or not gt_dir.is_dir():
         raise DatasetNotFoundError(
             f"{name} not found under {root}: need {layout['images']}/ and {layout['gt']}/. Run "
-            f"`python data_scripts/fetch.py {name} --data-dir {root.parent}` (it downloads {layout['archives']}), "
+            f"`fsrlib fetch {name} --data-dir {root.parent}` (it downloads {layout['archives']}), "
             "or pass data_dir= the folder where they are."
         )
     on_disk = images_on_disk(root, image_dir)

@@ -38,7 +38,7 @@ def read_revisited_pickle(path: Path, name: str) -> dict[str, Any]:
 
     Raises :class:`DamagedGroundTruthError` naming ``path``, what is wrong and how to fetch a good copy.
     """
-    advice = (f"Delete it and run `python data_scripts/fetch.py {name} --data-dir {path.parent.parent}` to download "
+    advice = (f"Delete it and run `fsrlib fetch {name} --data-dir {path.parent.parent}` to download "
               f"a good copy (if fsrlib-manifest.json beside it recorded this copy, delete its entry there too).")
     try:
         with path.open("rb") as fh:
@@ -107,7 +107,7 @@ def load_revisited(name: str, root: str | Path) -> RetrievalDataset:
     if not gnd_file.is_file() or not image_dir.is_dir():
         raise DatasetNotFoundError(
             f"{name} needs {gnd_file.name} and the {REVISITED[name]} images ({base['images']}/) under {root}. Run "
-            f"`python data_scripts/fetch.py {name} --data-dir {root.parent}`.")
+            f"`fsrlib fetch {name} --data-dir {root.parent}`.")
     cfg = read_revisited_pickle(gnd_file, name)
     on_disk = images_on_disk(root, image_dir)
     imlist = [image_name(n) for n in cfg["imlist"]]
