@@ -196,6 +196,9 @@ def report(args, cfg: StudentConfig, raw: dict, student_ap: dict, timings: list)
     return {"protocol": args.protocol, "extra": args.extra, "unlabeled": args.unlabeled, "distractors": args.distractors, "seeds": args.seeds,
             "photos": args.photos,
             "config": asdict(cfg), "rows": rows,
+            # every query's AP (raw; the student per seed), so a chapter can compute paired intervals from the file
+            "per_query": {ratio_label(r): {"raw": np.asarray(raw[r]).tolist(), "student": student_ap[r].tolist()}
+                          for r in (1.0, *EVAL_RATIOS)},
             "timings": timings, "command": " ".join(sys.argv)}
 
 
