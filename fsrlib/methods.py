@@ -215,7 +215,6 @@ def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, pr
 #: (SRCNN, VDSR) and the resolution-robust student.
 EXTRACTORS: dict[str, Extractor] = {"srcnn": isr_extractor("srcnn"), "vdsr": isr_extractor("vdsr"),
                                     "student": student}
-ISR_METHODS = ("srcnn", "vdsr")
 UNTRAINED = {"raw", "bicubic"}
 #: What the core experiment runs unless told otherwise: the paper's method, our variant, and the baselines.
 DEFAULT_METHODS = ("raw", "ridge", "mlp", "cnn_baseline", "fsrgan", "fsrgan_residual")
