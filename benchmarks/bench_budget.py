@@ -95,6 +95,7 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
                            methods=("raw", method), protocol=protocol, folds=args.folds or 3, device=args.device,
                            seed=seed, **profile_settings(profile))
     config = json.loads(json.dumps(asdict(cfg), default=str))
+    config["data_dir"] = Path(config["data_dir"]).name  # the collection's folder, not this machine's path to it
     if csv.is_file() and meta.is_file() and same_config(json.loads(meta.read_text()).get("config", {}), config):
         if method in GENERATORS and not curves_path(csv).is_file():  # a unit recorded before curves were kept
             kept = record_curves(cfg, method, curves_path(csv))
