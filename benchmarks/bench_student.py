@@ -23,6 +23,8 @@ import argparse
 import ast
 import json
 import os
+import platform
+import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
@@ -167,6 +169,17 @@ def run(args: argparse.Namespace) -> dict:
     return report(args, base, raw, student_ap, timings)
 
 
+def provenance() -> dict:
+    """The git commit and the machine a result comes from (the chapters print them beside recorded results)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                                         f"{os.cpu_count()} cores"}
+
+
 def report(args, cfg: StudentConfig, raw: dict, student_ap: dict, timings: list) -> dict:
     hr = float(np.mean(raw[1.0]))
     rows = []
@@ -199,7 +212,7 @@ def report(args, cfg: StudentConfig, raw: dict, student_ap: dict, timings: list)
             # every query's AP (raw; the student per seed), so a chapter can compute paired intervals from the file
             "per_query": {ratio_label(r): {"raw": np.asarray(raw[r]).tolist(), "student": student_ap[r].tolist()}
                           for r in (1.0, *EVAL_RATIOS)},
-            "timings": timings, "command": " ".join(sys.argv)}
+            "timings": timings, "command": " ".join(sys.argv), **provenance()}
 
 
 def main() -> None:

@@ -315,6 +315,58 @@ def read_recorded_units(folder: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def read_student_run(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """One run recorded by ``benchmarks/bench_student.py`` (a JSON file): its per-query APs as a frame ready for
+    :func:`summarize` (methods ``raw``, ``hr`` and ``student``, one row per ratio, seed and query; ``raw`` and
+    ``hr`` do not depend on the seed and are stored once, as seed ``-1``), and what it ran (protocol, seeds,
+    student config, timings, command, commit and machine where recorded). ``FileNotFoundError`` if it is absent."""
+    import json
+
+    recorded = json.loads(Path(path).read_text())
+    per_query = recorded.get("per_query")
+    if not per_query:
+        raise ValueError(f"{path} has no per-query APs (recorded before they were kept): rerun its command, "
+                         f"{recorded.get('command', 'benchmarks/bench_student.py run ...')!r}")
+    seeds = list(recorded["seeds"])
+    full = np.asarray(per_query["1"]["raw"], dtype=float)
+    parts = []
+    for label, aps in per_query.items():
+        ratio = 1.0 if label == "1" else 1.0 / float(label.split("/")[1])
+        raw = np.asarray(aps["raw"], dtype=float)
+        student = np.asarray(aps["student"], dtype=float)
+        if student.shape != (len(seeds), len(raw)):
+            raise ValueError(f"{path}: student APs at {label} have shape {student.shape}, expected "
+                             f"({len(seeds)} seeds, {len(raw)} queries)")
+        queries = np.arange(len(raw))
+        parts.append(pd.DataFrame({"method": "raw", "ratio": ratio, "seed": -1, "query": queries, "ap": raw}))
+        parts.append(pd.DataFrame({"method": "hr", "ratio": ratio, "seed": -1, "query": queries, "ap": full}))
+        for seed, row in zip(seeds, student):
+            parts.append(pd.DataFrame({"method": "student", "ratio": ratio, "seed": seed, "query": queries, "ap": row}))
+    about = {k: recorded.get(k) for k in ("protocol", "seeds", "unlabeled", "extra", "distractors", "photos",
+                                           "config", "timings", "command", "commit", "machine")}
+    return pd.concat(parts, ignore_index=True), about
+
+
+def with_recorded(live: pd.DataFrame | None, recorded: pd.DataFrame | None, method: str,
+                  ratios: Sequence[float] | None = None) -> pd.DataFrame:
+    """Per-query results of a live run with one method's rows from a recorded run added (at ``ratios``; default:
+    the live run's), ready for :func:`summarize`: the recorded method is then compared with the live run's raw
+    queries, paired by query. Without a live run, the recorded run's own raw and HR rows come along."""
+    if live is None and recorded is None:
+        raise ValueError("nothing to join: neither a live nor a recorded run")
+    parts = [] if live is None else [live]
+    if recorded is not None:
+        if ratios is None:
+            ratios = sorted(live["ratio"].unique()) if live is not None else sorted(recorded["ratio"].unique())
+        at = recorded["ratio"].apply(lambda r: bool(np.isclose(r, ratios).any()))
+        parts.append(recorded[(recorded["method"] == method) & at])
+        if live is None:
+            parts.append(recorded[(recorded["method"] != method) & at])
+        elif method in set(live["method"]):
+            raise ValueError(f"the live run has its own {method!r} rows: rename one of the two before joining")
+    return pd.concat(parts, ignore_index=True)
+
+
 def curve_flatness(history: Mapping, ratio: float, tail: float = 0.1) -> float:
     """How much the validation distance at ``ratio`` still moved at the end of a training run: the relative change
     of its mean over the last ``tail`` of the epochs against the ``tail`` before (negative: still falling). A run

@@ -7,6 +7,7 @@ exits non-zero, naming the cell. Timing per chapter is printed (the README's tim
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -36,7 +37,14 @@ def execute(path: Path, timeout: int | None = None) -> float:
 
 
 def main(argv: list[str]) -> int:
-    chapters = [Path(a).resolve() for a in argv] or toc_notebooks()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("chapters", nargs="*", type=Path,
+                        help="chapter notebooks to execute (default: every chapter of book/_toc.yml)")
+    args = parser.parse_args(argv)
+    missing = [str(c) for c in args.chapters if not c.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    chapters = [c.resolve() for c in args.chapters] or toc_notebooks()
     # The chapters run on the shared development subsets when they find them, as under `make book` (which sets
     # this): without it, a direct call would quietly execute the Holidays chapters on `mini` and store those outputs.
     shared = ROOT.parent / "shared" / "data"

@@ -1,0 +1,114 @@
+"""benchmarks/bench_student.py's recorded results (issue 24) are read back by fsrlib.analysis.read_student_run
+into per-query frames whose summary agrees with what the script printed and stored."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fsrlib.analysis import read_student_run, summarize, summary_row
+from fsrlib.student import StudentConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_student.py"
+
+
+def bench():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_student", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return module
+
+
+def recorded(tmp_path: Path, seeds=(0, 1), queries: int = 40) -> tuple[Path, dict]:
+    """A result written by the script's own ``report`` from made-up APs: the student helps at the small ratios."""
+    module = bench()
+    rng = np.random.default_rng(0)
+    ratios = (1.0, *module.EVAL_RATIOS)
+    raw = {r: np.clip(0.9 * r ** 0.1 + rng.normal(0, 0.05, queries), 0, 1) for r in ratios}
+    student = {r: np.clip(raw[r] + (0.1 if r < 1 else 0.0) + rng.normal(0, 0.02, (len(seeds), queries)), 0, 1)
+               for r in ratios}
+    args = argparse.Namespace(protocol="cross_dataset", extra=False, unlabeled=-1, distractors=False,
+                              seeds=list(seeds), photos=0, set=[])
+    result = module.report(args, StudentConfig(), raw, student, [{"seed": s, "train_s": 1.0, "pair_s": 0.0}
+                                                                  for s in seeds])
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(result))
+    return path, result
+
+
+def test_a_recorded_run_summarises_to_the_numbers_the_script_stored(tmp_path):
+    path, result = recorded(tmp_path)
+    per_query, about = read_student_run(path)
+    assert about["protocol"] == "cross_dataset" and about["seeds"] == [0, 1]
+    assert len(about["commit"]) == 40 and "cores" in about["machine"]
+    summary = summarize(per_query)
+    for row in result["rows"]:
+        got = summary_row(summary, "student", row["ratio"])
+        assert got["mAP"] == pytest.approx(row["student"])
+        assert got["seeds"] == 2
+        assert [got["seed_min"], got["seed_max"]] == pytest.approx(sorted(row["student_per_seed"]))
+        assert summary_row(summary, "raw", row["ratio"])["mAP"] == pytest.approx(row["raw"])
+        assert summary_row(summary, "hr", row["ratio"])["mAP"] == pytest.approx(row["hr"])
+        assert got["vs raw"] == pytest.approx(row["diff_vs_raw"][0])
+        if row["ratio"] < 1:
+            assert got["gap recovered"] == pytest.approx(row["gap_recovered"])
+            assert got["verdict"] == "better"  # +0.1 on every query
+
+
+def test_a_result_without_per_query_aps_or_with_the_wrong_shape_is_refused(tmp_path):
+    path, result = recorded(tmp_path)
+    old = dict(result)
+    del old["per_query"]
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="no per-query APs.*rerun its command"):
+        read_student_run(path)
+    bad = json.loads(json.dumps(result))
+    bad["per_query"]["1/64"]["student"] = bad["per_query"]["1/64"]["student"][:1]  # one seed of two
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="1/64.*expected \\(2 seeds, 40 queries\\)"):
+        read_student_run(path)
+    with pytest.raises(FileNotFoundError):
+        read_student_run(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "results").glob("student_*unlabeled*.json")),
+                         ids=lambda p: p.name)
+def test_every_committed_student_result_reads_back_to_its_own_table(path):
+    per_query, about = read_student_run(path)
+    summary = summarize(per_query)
+    stored = json.loads(path.read_text())["rows"]
+    for row in stored:
+        assert summary_row(summary, "student", row["ratio"])["mAP"] == pytest.approx(row["student"], abs=1e-9)
+        assert summary_row(summary, "raw", row["ratio"])["mAP"] == pytest.approx(row["raw"], abs=1e-9)
+    assert per_query["query"].nunique() == 150 and set(per_query["seed"]) == {-1, *about["seeds"]}
+
+
+def test_a_recorded_method_joins_a_live_run_paired_by_query(tmp_path):
+    from fsrlib.analysis import with_recorded
+
+    path, _ = recorded(tmp_path, seeds=(0,))
+    student, _ = read_student_run(path)
+    live = student[student["method"] != "student"].copy()
+    live = live[np.isclose(live["ratio"], 1 / 64) | np.isclose(live["ratio"], 1 / 4)]
+    live["seed"] = 0
+    joined = with_recorded(live, student, "student")
+    assert set(joined["method"]) == {"raw", "hr", "student"}
+    assert sorted(joined.loc[joined["method"] == "student", "ratio"].unique()) == [1 / 64, 1 / 4]
+    summary = summarize(joined)
+    assert summary_row(summary, "student", 1 / 64)["verdict"] == "better"
+    alone = summarize(with_recorded(None, student, "student", [1 / 64]))
+    assert set(alone["ratio"]) == {1 / 64} and set(alone["method"]) == {"raw", "hr", "student"}
+    with pytest.raises(ValueError, match="own 'student' rows"):
+        with_recorded(student, student, "student")
+    with pytest.raises(ValueError, match="nothing to join"):
+        with_recorded(None, None, "student")
