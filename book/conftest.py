@@ -18,8 +18,8 @@ import pytest
 
 #: chapter file -> why its re-execution is left to ``make book`` / ``make test-all``
 EXPENSIVE = {
-    "generalisation.ipynb": "twelve student fine-tunings (two unseen-scene protocols and database adaptation) and "
-                            "a learning curve, about 32 CPU-minutes from a cold cache",
+    "isr.ipynb": "its worked solutions train four more ISR networks (VDSR for 1,500 steps among them) and run VDSR "
+                 "over every query twice, about 35 CPU-minutes from a cold cache",
     "ablation.ipynb": "twelve generators (4 losses x 3 seeds, 7 ratios), about 14 CPU-minutes from a cold cache",
 }
 

@@ -29,6 +29,8 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from .devices import resolve_device
+
 # ---------------------------------------------------------------- colour and quality (pure functions)
 
 #: ITU-R BT.601 as MATLAB's rgb2ycbcr: RGB in [0, 1] -> Y in [16, 235], Cb/Cr in [16, 240].
@@ -201,6 +203,11 @@ class Upscaler:
     cache_id: str
     device: str = "cpu"
     histories: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # "auto" (the chapters' default) becomes this machine's best device; the networks run where the inputs go
+        self.device = resolve_device(self.device)
+        self.models = {r: m.to(self.device) for r, m in self.models.items()}
 
     def supports(self, ratio: float) -> bool:
         return ratio == 1.0 or self._model(ratio) is not None

@@ -220,3 +220,18 @@ def test_core_experiment_with_isr_rows(mini_dataset, monkeypatch):
     assert m.loc["vdsr"].notna().all()
     assert m.loc["bicubic"].tolist() == m.loc["raw"].tolist()
     assert table.attrs["trained_on"].startswith("paper: 28 test queries, trained on mini (")
+
+
+def test_an_upscaler_made_with_device_auto_runs_on_this_machines_best_device():
+    """Issue 25: the chapters pass ``device="auto"``; an Upscaler built with it (isr's solutions do) resolves it
+    once, and an unknown device is a clear error, not a failure deep inside torch."""
+    from fsrlib.devices import best_device
+    from fsrlib.isr import SRCNN, Upscaler
+
+    up = Upscaler("srcnn", {0.25: SRCNN()}, cache_id="srcnn-test", device="auto")
+    assert up.device == best_device()
+    assert next(up.models[0.25].parameters()).device.type == torch.device(best_device()).type
+    out = up.refine_luma(np.random.default_rng(0).random((2, 24, 24)), 0.25)
+    assert out.shape == (2, 24, 24) and np.isfinite(out).all()
+    with pytest.raises(ValueError, match="gpu"):
+        Upscaler("srcnn", {0.25: SRCNN()}, cache_id="srcnn-test", device="gpu")
