@@ -20,6 +20,8 @@ import pytest
 EXPENSIVE = {
     "isr.ipynb": "its worked solutions train four more ISR networks (VDSR for 1,500 steps among them) and run VDSR "
                  "over every query twice, about 35 CPU-minutes from a cold cache",
+    "generalisation.ipynb": "the committed outputs predate the student's new recipe; re-executed cold it would train "
+                            "it for hours (being replaced by a chapter that reads recorded student runs)",
     "ablation.ipynb": "twelve generators (4 losses x 3 seeds, 7 ratios), about 14 CPU-minutes from a cold cache",
 }
 
