@@ -22,7 +22,8 @@ EXPENSIVE = {
                  "over every query twice, about 35 CPU-minutes from a cold cache",
     "generalisation.ipynb": "the committed outputs predate the student's new recipe; re-executed cold it would train "
                             "it for hours (being replaced by a chapter that reads recorded student runs)",
-    "ablation.ipynb": "twelve generators (4 losses x 3 seeds, 7 ratios), about 14 CPU-minutes from a cold cache",
+    "ablation.ipynb": "twelve generators (4 losses x 3 seeds, 7 ratios) and eleven more in its worked solutions "
+                      "(two more seeds, the residual variant), about 25 CPU-minutes from a cold cache",
 }
 
 
