@@ -20,8 +20,6 @@ import pytest
 EXPENSIVE = {
     "isr.ipynb": "its worked solutions train four more ISR networks (VDSR for 1,500 steps among them) and run VDSR "
                  "over every query twice, about 35 CPU-minutes from a cold cache",
-    "generalisation.ipynb": "the committed outputs predate the student's new recipe; re-executed cold it would train "
-                            "it for hours (being replaced by a chapter that reads recorded student runs)",
     "ablation.ipynb": "twelve generators (4 losses x 3 seeds, 7 ratios) and eleven more in its worked solutions "
                       "(two more seeds, the residual variant), about 25 CPU-minutes from a cold cache",
 }

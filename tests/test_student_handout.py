@@ -38,3 +38,21 @@ def test_handout_has_exercises_and_hints_but_no_solution(tmp_path):
     refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "student_handout.py"), "--out",
                               str(ROOT / "book")], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "would overwrite" in refused.stderr
+
+
+def test_every_worked_solution_with_code_is_an_executed_cell():
+    """Issue 25: no solution is a code fence that nothing runs. A solution's code is a cell tagged ``solution`` that
+    the build executed (it has an execution count); a markdown solution holds prose only."""
+    fence = re.compile(r":::\{dropdown\} Solution.*?^:::", re.S | re.M)
+    executed = 0
+    for chapter in sorted((ROOT / "book").glob("*.ipynb")):
+        for cell in json.loads(chapter.read_text())["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "markdown":
+                for block in fence.findall(source):
+                    assert "```" not in block, f"{chapter.name}: a solution's code is a fence, not a cell"
+            elif "solution" in cell["metadata"].get("tags", []):
+                assert cell["execution_count"] is not None, f"{chapter.name}: a solution cell was never executed"
+                assert "hide-cell" in cell["metadata"]["tags"], f"{chapter.name}: a solution cell is shown"
+                executed += 1
+    assert executed >= 40
