@@ -5,6 +5,7 @@ All features are expected L2-normalised (``fsrlib.retrieval.l2_normalize``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +332,7 @@ def read_student_run(path: str | Path) -> tuple[pd.DataFrame, dict]:
     full = np.asarray(per_query["1"]["raw"], dtype=float)
     parts = []
     for label, aps in per_query.items():
-        ratio = 1.0 if label == "1" else 1.0 / float(label.split("/")[1])
+        ratio = float(Fraction(label))  # "1", "1/64": the labels ratio_label writes
         raw = np.asarray(aps["raw"], dtype=float)
         student = np.asarray(aps["student"], dtype=float)
         if student.shape != (len(seeds), len(raw)):
