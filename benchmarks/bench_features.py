@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from fsrlib import features
-from fsrlib.backbones import BACKBONES, WeightsUnavailableError, get_backbone_spec
+from fsrlib.backbones import BACKBONES, WeightsUnavailableError, get_backbone_spec, shared_backbone
 from fsrlib.datasets import RetrievalDataset, load_dataset
 from fsrlib.features import extract_features
 
@@ -44,7 +44,7 @@ PATHS = {"auto": {"auto": None}, "on": {"on": True}, "off": {"off": False}, "bot
 
 def bare_forward(backbone: str, batch: int, n_images: int, device: str, precision: str = "float32") -> float:
     """Images/s of the pipeline's own model on one random normalised batch already on ``device``."""
-    spec, model = get_backbone_spec(backbone), features._backbone(backbone, str(torch.device(device)))
+    spec, model = get_backbone_spec(backbone), shared_backbone(backbone, str(torch.device(device)))
     x = torch.randn(batch, 3, spec.input_size, spec.input_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)  # the layout the pipeline's inputs have
     with torch.inference_mode(), features._autocast(torch.device(device), precision):

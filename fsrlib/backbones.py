@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -147,6 +148,15 @@ def load_backbone(name: str, device: str | torch.device = "cpu") -> nn.Module:
     """Build backbone ``name`` with its pretrained weights, in eval mode on ``device``."""
     model = get_backbone_spec(name).build()
     return model.eval().to(device)
+
+
+@lru_cache(maxsize=2)
+def shared_backbone(name: str, device: str) -> nn.Module:
+    """:func:`load_backbone`, built once per (name, device) and shared by feature extraction and the student:
+    never modify it (a student deep-copies it first). On CUDA it uses the channels_last layout (the GPU's fast
+    one); on the CPU it stays as built, so its features are bit-identical to :func:`load_backbone`'s."""
+    model = load_backbone(name, device)
+    return model.to(memory_format=torch.channels_last) if torch.device(device).type == "cuda" else model
 
 
 class Lite0Stages(nn.Module):

@@ -13,9 +13,7 @@ query's original file as stored by the benchmark.
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from .datasets import RetrievalDataset
 from .degrade import Degradation, Reference
 from .features import image_features
 from .inputs import item_input
-from .paths import cache_dir_or_default, load_arrays, save_arrays
+from .paths import cache_dir_or_default, json_digest, load_arrays, save_arrays
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def sent_queries(dataset: RetrievalDataset, ratio: float, codec: Codec, *, backb
            "queries_sha256": dataset.listing_sha256(items), "n_images": len(items),
            "backbone": spec.name, "weights": spec.weights_id, "ratio": float(ratio), "codec": codec.name,
            "degradation": degradation, "reference": reference, "store_dtype": "float32"}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    digest = json_digest(key)
     path = cache_dir_or_default(cache_dir, "bitrate", f"{dataset.name}-{digest}.npz")
     cached = load_arrays(path, key, ("features", "bits"), what="bit-rate cache",
                          check=lambda arrays: _check_sent(arrays, len(items), spec.dim))

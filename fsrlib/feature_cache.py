@@ -19,8 +19,6 @@ misplaced or computed with another unit is reported, deleted and recomputed.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -32,7 +30,7 @@ from .backbones import BackboneSpec
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import ratio_label
 from .isr import Upscaler
-from .paths import arrays_sha256, atomic_path, discard, load_arrays, save_arrays
+from .paths import arrays_sha256, atomic_path, discard, json_digest, load_arrays, save_arrays
 
 FORMAT_VERSION = 2
 STORE_DTYPES = ("float16", "float32")
@@ -68,7 +66,7 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
 
 
 def key_digest(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return json_digest(key)
 
 
 def cache_path(cache_dir: Path, key: dict, split: str) -> Path:

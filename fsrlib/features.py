@@ -30,7 +30,6 @@ import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from .backbones import BackboneSpec, get_backbone_spec, load_backbone
+from .backbones import BackboneSpec, get_backbone_spec, shared_backbone
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import DEGRADATIONS, REFERENCES, Degradation, Reference, check_ratio, degrade
 from .degrade_tensor import degrade_batch
@@ -237,7 +236,7 @@ def compute_jobs(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, *, 
     if not jobs:
         return
     device = torch.device(loader.device)
-    model = _backbone(plan.recipe.backbone, str(device))
+    model = shared_backbone(plan.recipe.backbone, str(device))
     n_rows = sum(j.stop - j.start for j in jobs)
     bar = tqdm(total=sum((j.stop - j.start) * len(j.ratios) for j in jobs), disable=not progress, unit="img",
                desc=f"{plan.dataset.name}/{plan.split} {plan.recipe.backbone}")
@@ -338,7 +337,7 @@ def image_features(images: Sequence, backbone: str = "efficientnet_lite0", devic
                    batch_size: int = 8) -> np.ndarray:
     """Features ``(N, D)`` float32 of PIL images already at the backbone's input size (not cached)."""
     spec, device = get_backbone_spec(backbone), resolve_device(device)
-    return _forward(_backbone(backbone, str(torch.device(device))), spec, list(images), batch_size, device)
+    return _forward(shared_backbone(backbone, str(torch.device(device))), spec, list(images), batch_size, device)
 
 
 @torch.inference_mode()
@@ -346,13 +345,6 @@ def _forward(model: nn.Module, spec: BackboneSpec, images: list, batch_size: int
     parts = [model(spec.to_tensor(images[i:i + batch_size]).to(device)).float().cpu().numpy()
              for i in range(0, len(images), batch_size)]
     return np.concatenate(parts)
-
-
-@lru_cache(maxsize=2)
-def _backbone(name: str, device: str) -> nn.Module:
-    model = load_backbone(name, device)
-    # channels_last is the GPU's fast layout; on the CPU the model stays as it was (bit-identical features)
-    return model.to(memory_format=torch.channels_last) if torch.device(device).type == "cuda" else model
 
 
 # ---------------------------------------------------------------- the image pipeline

@@ -14,8 +14,6 @@ held-out images against bicubic, so the reader sees how much was learned.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +29,7 @@ from .degrade import PAPER_RATIOS, Degradation, Reference, degrade, ratio_label
 from .devices import concrete_device
 from .inputs import load_item
 from .isr import ISR_MODELS, Upscaler, build_isr_model, psnr, realign_uniform, rgb_to_ycbcr, ssim
-from .paths import cache_dir_or_default, read_checkpoint, save_checkpoint
+from .paths import cache_dir_or_default, json_digest, read_checkpoint, save_checkpoint
 from .progress import bar
 from .seed import set_seed
 
@@ -176,8 +174,7 @@ def isr_key(ds: RetrievalDataset, config: ISRTrainConfig) -> str:
     """Digest of the training images (:meth:`~fsrlib.datasets.RetrievalDataset.listing_sha256`, the fingerprint
     the feature cache uses too) and the config."""
     images = ds.listing_sha256(ds.split_items("train"))
-    blob = json.dumps([ds.name, ds.version, images, asdict(config)], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return json_digest([ds.name, ds.version, images, asdict(config)])
 
 
 def train_isr_cached(ds: RetrievalDataset, config: ISRTrainConfig, cache_dir: str | Path | None = None,

@@ -38,13 +38,18 @@ def focal_distance(f_sr: torch.Tensor, f_hr: torch.Tensor, r: float = 2.0) -> to
     weighting, which makes far-off (heavily down-scaled) examples count more.
     Inputs are ``(N, D)``; the result is a scalar.
     """
+    return focal_distances(f_sr, f_hr, r).mean()
+
+
+def focal_distances(f_sr: torch.Tensor, f_hr: torch.Tensor, r: float = 2.0) -> torch.Tensor:
+    r"""The terms :math:`\|F^{SR}_i - F^{HR}_i\|_2^{\,r}` of :func:`focal_distance`, one per row: ``(N,)``."""
     _check_pair(f_sr, f_hr)
     if r <= 0:
         raise ValueError(f"focal exponent r must be positive, got {r}")
     diff = f_sr - f_hr
     if r == 2:  # squared norm without the sqrt: same value, a gradient that is defined at 0
-        return diff.pow(2).sum(dim=1).mean()
-    return diff.norm(dim=1).pow(r).mean()
+        return diff.pow(2).sum(dim=1)
+    return diff.norm(dim=1).pow(r)
 
 
 def generator_loss(d_fake: torch.Tensor, f_sr: torch.Tensor, f_hr: torch.Tensor, r: float = 2.0,

@@ -351,6 +351,18 @@ def locked(paths: Sequence[str | Path], what: str = "cache entry", *, lock_dir: 
             lock.release()
 
 
+def canonical_json(value: object) -> str:
+    """``value`` as JSON with sorted keys (anything JSON cannot write, as its ``str``): the one spelling of a key
+    that every cache digest and stored key is made from, so that equal settings always give equal digests."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def json_digest(value: object, length: int | None = 20) -> str:
+    """SHA-256 of :func:`canonical_json` of ``value``, in hex, cut to ``length`` characters (``None``: all 64): the
+    name of a cache entry (features, bit-rate queries, ISR networks, students, generators)."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+
+
 def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
     """Checksum of named arrays (their bytes, in name order)."""
     return hashlib.sha256(b"".join(np.ascontiguousarray(arrays[k]).tobytes() for k in sorted(arrays))).hexdigest()
@@ -360,7 +372,7 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], key: dict) -> N
     """Write named arrays with their key and checksum as one ``.npz``, atomically: the one format of every cached
     array (features, bit-rate queries, the student's pairs)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays, key=json.dumps(key, sort_keys=True), sha256=arrays_sha256(arrays))
+        np.savez(f, **arrays, key=canonical_json(key), sha256=arrays_sha256(arrays))
 
 
 def load_arrays(path: str | Path, key: dict, names: Sequence[str], *, what: str = "cache entry",
@@ -376,7 +388,7 @@ def load_arrays(path: str | Path, key: dict, names: Sequence[str], *, what: str 
             arrays = {n: data[n] for n in names}
             stored, digest = json.loads(str(data["key"])), str(data["sha256"])
         problem = None
-        if stored != json.loads(json.dumps(key, sort_keys=True)):
+        if stored != json.loads(canonical_json(key)):
             problem = "its key does not match (stale entry)"
         elif check is not None and (wrong := check(arrays)) is not None:
             problem = wrong

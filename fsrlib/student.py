@@ -31,14 +31,12 @@ training list (dataset, folder, path), so a leak of a test scene can be asserted
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import time
 import warnings
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +44,16 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 from torch import nn
 
-from .backbones import get_backbone_spec, load_backbone, split_lite0
+from .backbones import get_backbone_spec, shared_backbone, split_lite0
 from .datasets import RetrievalDataset
-from .degrade import DEGRADATIONS, PAPER_RATIOS, check_ratio, degrade
+from .degrade import DEGRADATIONS, check_ratio, degrade
 from .devices import concrete_device
 from .features import cache_key
 from .imageio import load_image
+from .losses import focal_distances
 from .pairs import FeaturePairs
-from .paths import cache_dir_or_default, file_sha256, files_sha256, load_arrays, read_checkpoint, save_arrays, save_checkpoint
+from .paths import (cache_dir_or_default, canonical_json, file_sha256, files_sha256, json_digest, load_arrays,
+                    read_checkpoint, save_arrays, save_checkpoint)
 from .progress import bar
 from .seed import deterministic
 
@@ -158,12 +158,6 @@ def check_config(cfg: StudentConfig) -> None:
         raise ValueError(f"the student is built for efficientnet_lite0's blocks, not {cfg.backbone!r}")
 
 
-@lru_cache(maxsize=2)
-def _backbone(name: str, device: str) -> nn.Module:
-    """The frozen backbone, loaded once (a student deep-copies it, so it is never modified)."""
-    return load_backbone(name, device)
-
-
 class ResolutionStudent(nn.Module):
     """Frozen stem and blocks ``[0, cache_block)`` (``prefix``), frozen blocks up to the last
     ``trainable_blocks`` (``middle``), fine-tuned ``tail`` with the head and pooling:
@@ -233,7 +227,7 @@ class StudentPairs(FeaturePairs):
 
 
 def _digest(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return json_digest(key, 24)
 
 
 def file_digest(path: Path) -> str:
@@ -289,7 +283,7 @@ def build_pairs(train: RetrievalDataset, cfg: StudentConfig, *, cache_dir: str |
             entry = folder / "student" / "pairs" / cfg.backbone / digest[:2] / f"{_digest(key)}.npz"
             arrays = load_arrays(entry, key, ("lr", "rows", "target"), what="student cache")
             if arrays is None:
-                frozen = frozen or [ResolutionStudent(_backbone(cfg.backbone, cfg.device), cfg.cache_block,
+                frozen = frozen or [ResolutionStudent(shared_backbone(cfg.backbone, cfg.device), cfg.cache_block,
                                                       cfg.trainable_blocks)]
                 if image is None:
                     image = load_image(path, item.bbx, exif_transpose=train.exif_transpose)
@@ -302,7 +296,7 @@ def build_pairs(train: RetrievalDataset, cfg: StudentConfig, *, cache_dir: str |
                 entry_cut = entry.with_name(f"{_digest(key_cut)}.npz")
                 at_cut = load_arrays(entry_cut, key_cut, ("lr",), what="student cache")
                 if at_cut is None:
-                    frozen = frozen or [ResolutionStudent(_backbone(cfg.backbone, cfg.device), cfg.cache_block,
+                    frozen = frozen or [ResolutionStudent(shared_backbone(cfg.backbone, cfg.device), cfg.cache_block,
                                                           cfg.trainable_blocks)]
                     with torch.inference_mode():
                         lr = frozen[0].middle(torch.from_numpy(arrays["lr"]).to(cfg.device).float())
@@ -353,7 +347,7 @@ def student_key(train: RetrievalDataset, cfg: StudentConfig) -> dict:
     contents = [d[:24] for d in files_sha256([train.path(it.path) for it in train.split_items("train")])]
     settings = {k: v for k, v in asdict(cfg).items() if k != "device"}
     return {"format": FORMAT_VERSION, "config": json.loads(json.dumps(settings)), "exif": train.exif_transpose,
-            "images": hashlib.sha256(json.dumps(contents).encode()).hexdigest()}
+            "images": json_digest(contents, None)}
 
 
 def checkpoint_path(folder: Path, key: dict) -> Path:
@@ -372,11 +366,10 @@ def similarity_kl(out: torch.Tensor, target: torch.Tensor, bank: torch.Tensor, t
 
 def student_loss(out: torch.Tensor, target: torch.Tensor, cfg: StudentConfig, weights: torch.Tensor | None = None,
                  bank: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Weighted mean over pairs of :math:`\|n(S) - n(T)\|_2^{\,r}` (:func:`fsrlib.losses.focal_distance`'s term)
+    r"""Weighted mean over pairs of :math:`\|n(S) - n(T)\|_2^{\,r}` (:func:`fsrlib.losses.focal_distances`)
     plus ``rank_weight`` times :func:`similarity_kl` against ``bank``. ``out``, ``target``: ``(N, D)``."""
     out, target = nn.functional.normalize(out, dim=1), nn.functional.normalize(target, dim=1)
-    diff = out - target
-    per_pair = diff.pow(2).sum(dim=1) if cfg.focal_r == 2 else diff.norm(dim=1).pow(cfg.focal_r)
+    per_pair = focal_distances(out, target, cfg.focal_r)
     if bank is not None and cfg.rank_weight > 0:
         per_pair = per_pair + cfg.rank_weight * similarity_kl(out, target, bank, cfg.temperature)
     if weights is None:
@@ -412,7 +405,7 @@ def fit_student(pairs: StudentPairs, cfg: StudentConfig, *,
     check_config(cfg)
     with deterministic(cfg.threads):
         torch.manual_seed(cfg.seed)
-        model = ResolutionStudent(_backbone(cfg.backbone, cfg.device), cfg.cache_block, cfg.trainable_blocks)
+        model = ResolutionStudent(shared_backbone(cfg.backbone, cfg.device), cfg.cache_block, cfg.trainable_blocks)
         use = pairs if cfg.identity_weight > 0 else pairs.subset(pairs.ratio < 1.0)
         steps = cfg.steps_for(len(use))
         history: dict = {"loss": [], "steps": steps}
@@ -473,7 +466,7 @@ STUDENT_CHECKPOINT_KEYS = ("key", "config", "training_images", "tail", "history"
 
 def save_student(path: Path, key: dict, result: TrainedStudent) -> None:
     """Checkpoint: the key, ``asdict(config)``, the training list, the tail's weights, history and timings."""
-    state = {"key": json.dumps(key, sort_keys=True), "config": asdict(result.config),
+    state = {"key": canonical_json(key), "config": asdict(result.config),
              "training_images": result.training_images, "tail": result.model.tail.state_dict(),
              "history": result.history, "pair_seconds": result.pair_seconds, "train_seconds": result.train_seconds}
     save_checkpoint(path, state)
@@ -487,10 +480,10 @@ def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> Tr
     if state is None:
         return None
     try:
-        if key is not None and state["key"] != json.dumps(key, sort_keys=True):
+        if key is not None and state["key"] != canonical_json(key):
             raise ValueError("its key does not match (stale entry)")
         cfg = StudentConfig(**_tuples(state["config"]))
-        model = ResolutionStudent(_backbone(cfg.backbone, device), cfg.cache_block, cfg.trainable_blocks)
+        model = ResolutionStudent(shared_backbone(cfg.backbone, device), cfg.cache_block, cfg.trainable_blocks)
         model.tail.load_state_dict(state["tail"])
         return TrainedStudent(model.eval(), replace(cfg, device=device), list(state["training_images"]),
                               dict(state["history"]), float(state["pair_seconds"]), float(state["train_seconds"]))
@@ -523,7 +516,7 @@ def prefix_activations(dataset: RetrievalDataset, split: str, ratios: Sequence[f
         path = folder / "student" / "prefix" / dataset.name / f"{split}-b{cache_block}-{_digest(key)}.npz"
         arrays = load_arrays(path, key, ("activations",))
         if arrays is None:
-            frozen = frozen or ResolutionStudent(_backbone(backbone, device), cache_block, 0)
+            frozen = frozen or ResolutionStudent(shared_backbone(backbone, device), cache_block, 0)
             inputs = [degrade(load_image(dataset.path(it.path), it.bbx, exif_transpose=dataset.exif_transpose),
                               ratio, degradation=degradation, reference=reference, size=spec.input_size).upsampled
                       for it in items]

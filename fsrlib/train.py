@@ -11,7 +11,6 @@ update. Checkpoints store ``asdict(config)`` and can be resumed.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -26,7 +25,7 @@ from .devices import concrete_device
 from .losses import critic_loss, generator_loss, gradient_penalty, mse_loss
 from .models import CriticConfig, FeatureCritic, FeatureGenerator, GeneratorConfig
 from .pairs import FeaturePairs, make_pairs, split_by_image
-from .paths import cache_dir_or_default, checked_checkpoint, read_checkpoint, refuse_to_overwrite, save_checkpoint
+from .paths import cache_dir_or_default, canonical_json, checked_checkpoint, read_checkpoint, refuse_to_overwrite, save_checkpoint
 from .progress import bar
 from .retrieval import non_finite_rows
 from .seed import set_seed
@@ -246,7 +245,7 @@ def train_fsrgan(features: Mapping[float, np.ndarray], config: TrainConfig | Non
 
 def training_key(features: Mapping[float, np.ndarray], config: TrainConfig) -> str:
     """Digest of the training features (values and ratios) and the full config."""
-    h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    h = hashlib.sha256(canonical_json(asdict(config)).encode())
     for ratio in sorted(features):
         h.update(repr(float(ratio)).encode())
         h.update(np.ascontiguousarray(features[ratio], dtype=np.float32).tobytes())

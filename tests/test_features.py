@@ -34,7 +34,7 @@ def test_cache_hit_does_not_touch_the_model(tiny_dataset, tmp_path, monkeypatch)
     def no_model(*a, **k):
         raise AssertionError("the backbone was loaded although everything was cached")
 
-    monkeypatch.setattr(features, "_backbone", no_model)
+    monkeypatch.setattr(features, "shared_backbone", no_model)
     second = run(tiny_dataset, tmp_path)
     for r in first:
         np.testing.assert_array_equal(first[r], second[r])
@@ -144,11 +144,11 @@ def plain_loop(ds, split, ratios, batch_size):
     """The reference computation: decode, degrade, BackboneSpec.to_tensor, forward, in batches of the grid."""
     import torch
 
-    from fsrlib.backbones import get_backbone_spec
+    from fsrlib.backbones import get_backbone_spec, load_backbone
     from fsrlib.degrade import degrade
     from fsrlib.imageio import load_image
 
-    spec, model = get_backbone_spec("efficientnet_lite0"), features._backbone("efficientnet_lite0", "cpu")
+    spec, model = get_backbone_spec("efficientnet_lite0"), load_backbone("efficientnet_lite0", "cpu")
     images = [load_image(ds.path(it.path), it.bbx) for it in ds.split_items(split)]
     out = {}
     with torch.inference_mode():
@@ -441,7 +441,7 @@ def test_both_paths_read_each_others_cache_entries(two_photos, tmp_path, monkeyp
                               ratios_on_device=first)
     entries = entry_files(tmp_path)
     assert len(entries) == 2
-    forbid(monkeypatch, "_backbone")
+    forbid(monkeypatch, "shared_backbone")
     read = extract_features(two_photos, "query", (1.0, 1 / 16), cache_dir=tmp_path / "c", progress=False,
                             ratios_on_device=not first)
     assert entry_files(tmp_path) == entries
