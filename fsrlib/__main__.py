@@ -21,7 +21,7 @@ from .feature_cache import DECODINGS, PRECISIONS
 from .isr_train import ISR_PROFILES
 from .experiment import (PROFILES, ExperimentConfig, ExperimentResult, check_methods, check_seeds, pivot,
                          profile_settings, resolve_folds, run, save_table, worse_than_raw)
-from .methods import DEFAULT_METHODS, EXTRACTORS, METHODS, UNTRAINED
+from .methods import DEFAULT_METHODS, METHODS
 from .paths import data_root
 from .protocols import PROTOCOLS
 from .sources import SOURCES
@@ -67,9 +67,9 @@ def experiment_problems(args: argparse.Namespace) -> list[str]:
                             f"+{' or +'.join(sorted(DISTRACTORS))})")
     if args.backbone not in BACKBONES:
         problems.append(f"--backbone {args.backbone}: unknown; known: {', '.join(BACKBONES)}")
-    unknown = [m for m in args.methods if m not in METHODS and m not in EXTRACTORS]
+    unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
-        problems.append(f"--methods: unknown {', '.join(unknown)}; known: {', '.join([*METHODS, *EXTRACTORS])}")
+        problems.append(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(METHODS)}")
     for option, check, values in (("--ratios", check_ratios, args.ratios), ("--methods", check_methods, args.methods),
                                   ("--seeds", check_seeds, args.seeds)):
         if values is None:  # --seeds not given
@@ -224,8 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--ratios", nargs="+", type=parse_ratio, default=list(PAPER_RATIOS),
                      help="query area ratios in (0, 1], each once, e.g. 1/4 0.0625; the paper's by default")
     exp.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                     help=f"methods to compare, each once: feature mappings {', '.join(METHODS)}; or methods that "
-                          f"re-extract the query, trained on pixels, {', '.join(EXTRACTORS)}")
+                     help="methods to compare, each once: feature mappings "
+                          f"{', '.join(m for m, v in METHODS.items() if v.input == 'features')}; or methods that "
+                          "re-extract the query, trained on pixels, "
+                          f"{', '.join(m for m, v in METHODS.items() if v.input == 'pixels')}")
     exp.add_argument("--degradation", choices=DEGRADATIONS, default="uniform", help=DEGRADATION_HELP)
     exp.add_argument("--reference", choices=REFERENCES, default="input", help=REFERENCE_HELP)
     exp.add_argument("--profile", choices=sorted(PROFILES), default="cpu", help=profile_help())
@@ -381,7 +383,7 @@ def protocol_problem(cfg: ExperimentConfig) -> str | None:
     folds, a copy of the test images...), found by building them before any feature is extracted."""
     try:
         ds = load_dataset(cfg.dataset, cfg.data_dir)
-        if any(m not in UNTRAINED for m in cfg.methods):
+        if any(METHODS[m].trained for m in cfg.methods if m in METHODS):
             resolve_folds(cfg, ds)
     except (ValueError, DatasetNotFoundError, FileNotFoundError) as err:
         return str(err)

@@ -26,12 +26,11 @@ from .degrade import DEGRADATIONS, REFERENCES, check_ratios, ratio_label
 from .devices import resolve_device
 from .features import extract_features
 from .isr_train import ISR_PROFILES
-from .methods import EXTRACTORS, METHODS, UNTRAINED, MethodBudget
+from .methods import METHODS, FoldContext, MethodBudget, get_method
 from .paths import atomic_path
 from .progress import shown
 from .protocols import PROTOCOLS, Fold, make_folds
 from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
-from .seed import deterministic
 from .train import PAPER_GENERATOR_STEPS
 
 
@@ -255,15 +254,15 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
 
 def _run(cfg: ExperimentConfig, seeds: Sequence[int] | None, progress: bool) -> ExperimentResult:
     cfg = replace(cfg)  # checks fields changed since the config was made (ExperimentConfig.__post_init__)
-    unknown = [m for m in cfg.methods if m not in METHODS and m not in EXTRACTORS]
+    unknown = [m for m in cfg.methods if m not in METHODS]
     if unknown:
-        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted([*METHODS, *EXTRACTORS])}")
+        raise KeyError(f"unknown method(s) {unknown}; known methods: {sorted(METHODS)}")
     seeds = check_seeds(seeds) if seeds is not None else (cfg.seed,)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     if not ds.queries:
         raise ValueError(f"dataset {cfg.dataset!r} has no queries to score ({ds.root}): it is training data only. "
                          f"Score on a benchmark and train on it: protocol='cross_dataset', train_on=({cfg.dataset!r},)")
-    trained = [m for m in cfg.methods if m not in UNTRAINED]
+    trained = [m for m in cfg.methods if METHODS[m].trained]
     folds = resolve_folds(cfg, ds) if trained else []  # before extraction: a refused protocol costs nothing
     db = split_features(ds, "db", (), cfg, progress)[1.0]
     queries = split_features(ds, "query", cfg.ratios, cfg, progress)
@@ -302,20 +301,17 @@ def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, fold
 
     ISR methods give rows only at the ratios their models were trained for (SRCNN: 1/4, 1/9, 1/16).
     """
-    if name in UNTRAINED:
-        enhance = METHODS[name]({}, cfg.budget())
-        return {r: enhance(queries[r], r) for r in cfg.ratios}
+    method, budget = get_method(name), cfg.budget()
+    if not method.trained:
+        return method.run(FoldContext(test=ds, train=None, query_index=np.arange(len(ds.queries)), queries=queries,
+                                      budget=budget, progress=progress))
     out: dict[float, np.ndarray] = {}
     for fold in folds:
         index = np.asarray(fold.query_index, dtype=np.int64)
-        if name in EXTRACTORS:  # extraction runs over every query; keep this fold's rows
-            fold_feats = {r: f[index] for r, f in EXTRACTORS[name](ds, fold.train, cfg.budget(), progress).items()}
-        else:
-            train = training_features(fold.train, ds, cfg, progress)
-            with deterministic():
-                enhance = METHODS[name](train, cfg.budget())
-            fold_feats = {r: enhance(queries[r][index], r) for r in cfg.ratios}
-        for r, feats in fold_feats.items():
+        ctx = FoldContext(test=ds, train=fold.train, query_index=index,
+                          queries={r: q[index] for r, q in queries.items()}, budget=budget, progress=progress,
+                          extract_training=lambda fold=fold: training_features(fold.train, ds, cfg, progress))
+        for r, feats in method.run(ctx).items():
             out.setdefault(r, np.full_like(queries[r], np.nan))[index] = feats
     return out
 

@@ -1,35 +1,35 @@
-"""Feature-enhancement methods of the core experiment, by name.
+"""The methods of the core experiment: one registry, one signature.
 
-Each factory takes the training features ``{ratio: (N, D)}`` (ratio 1.0 is the
-HR target) and a :class:`MethodBudget` (the part of the experiment's config a
-method may read), and returns an enhancer
-``(features (Q, D), ratio) -> (Q, D)``. One trained model serves every ratio,
-as in the paper.
+Every method is one function ``(FoldContext) -> {ratio: (Q, D) query features}`` registered with
+:func:`register_method`, which records what the experiment, the CLI and the figures need to know of it
+(trained or not, what it works on, its colour and legend label, which :class:`MethodBudget` fields it reads).
+The experiment hands it one fold at a time (:class:`FoldContext`: the fold's training photos and their features,
+its queries' raw features, the budget); an untrained method gets every query in one context.
 
-| name | what |
-|---|---|
-| ``raw`` | the bicubic LR feature, unchanged (paper: "Raw representation") |
-| ``ridge`` | closed-form ridge on the residual, penalty picked on held-out training images |
-| ``mlp`` | one-hidden-layer MLP, MSE |
-| ``cnn_baseline`` | the paper's G (Table 2) alone, plain MSE, no critic (Fig. 4 "CNN-Baseline") |
-| ``gan_distance`` | G + D, Eq. 7 and Eq. 8 (r = 1) |
-| ``fsrgan`` | G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN |
-| ``fsrgan_r3`` | as ``fsrgan`` with r = 3 |
-| ``fsrgan_residual`` | our variant: ``G(f) = f + Δ(f)``, Δ zero-initialised, same losses as ``fsrgan`` |
-| ``bicubic`` | the same as ``raw`` under the ISR methods' name (the paper: raw *is* bicubic) |
-| ``srcnn``, ``vdsr`` | ISR then features: super-resolve the small query, extract (:data:`EXTRACTORS`) |
-| ``student`` | beyond the paper: the backbone's last blocks fine-tuned to be resolution-robust (:data:`EXTRACTORS`) |
+| name | input | what |
+|---|---|---|
+| ``raw`` | features | the bicubic LR feature, unchanged (paper: "Raw representation") |
+| ``bicubic`` | features | the same as ``raw`` under the ISR methods' name (the paper: raw *is* bicubic) |
+| ``ridge`` | features | closed-form ridge on the residual, penalty picked on held-out training images |
+| ``mlp`` | features | one-hidden-layer MLP, MSE |
+| ``cnn_baseline`` | features | the paper's G (Table 2) alone, plain MSE, no critic (Fig. 4 "CNN-Baseline") |
+| ``gan_distance`` | features | G + D, Eq. 7 and Eq. 8 (r = 1) |
+| ``fsrgan`` | features | G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN |
+| ``fsrgan_r3`` | features | as ``fsrgan`` with r = 3 |
+| ``fsrgan_residual`` | features | our variant: ``G(f) = f + Δ(f)``, Δ zero-initialised, same losses as ``fsrgan`` |
+| ``srcnn``, ``vdsr`` | pixels | ISR then features: super-resolve the small query, extract |
+| ``student`` | pixels | beyond the paper: the backbone's last blocks fine-tuned to be resolution-robust |
 
-The ISR methods and the student act on pixels, not features, so the
-experiment runs them as *extractors* of the query features, not as enhancers.
+*features* methods map the raw query feature (trained on the fold's feature pairs); *pixels* methods make the
+query feature again from the query's pixels (trained on the fold's photos).
 """
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -45,8 +45,12 @@ from .train import TrainConfig, train_cached
 if TYPE_CHECKING:
     from .datasets import RetrievalDataset
 
-Enhancer = Callable[[np.ndarray, float], np.ndarray]
+#: A trained feature mapping: ``(Q, D) -> (Q, D)``, one model for every ratio, as in the paper.
+Enhancer = Callable[[np.ndarray], np.ndarray]
+#: Features per ratio, ``{ratio: (N, D)}``; in training features ratio 1.0 is the full-size target.
 Features = dict[float, np.ndarray]
+#: What a method returns: the fold's query features per ratio (a pixel method may leave ratios out).
+QueryFeatures = dict[float, np.ndarray]
 
 
 @dataclass
@@ -80,26 +84,126 @@ class MethodBudget:
         self.device = concrete_device(self.device)  # "auto": CUDA, else MPS, else CPU
 
 
+@dataclass
+class FoldContext:
+    """One fold as a method sees it: what it may train on and the queries it must return features for.
+
+    ``queries`` holds the raw (bicubic) L2-normalised features of this fold's queries, ``{ratio: (Q, D)}`` with
+    ratio 1.0 among them; ``query_index`` says which of ``test``'s queries they are. ``train`` is the fold's
+    training collection (``None`` for an untrained method, which gets every query in one context), and
+    :meth:`training_features` its features at ratio 1 and every ratio of the budget, extracted on first use.
+    """
+
+    test: RetrievalDataset
+    train: RetrievalDataset | None
+    query_index: np.ndarray
+    queries: Features
+    budget: MethodBudget
+    progress: bool = False
+    extract_training: Callable[[], Features] | None = None
+
+    def training_features(self) -> Features:
+        """L2-normalised features of the training photos, ``{ratio: (N, D)}`` (1.0: the full-size targets)."""
+        if self.extract_training is None:
+            raise ValueError("this fold has no training features: an untrained method was asked to train")
+        return self.extract_training()
+
+    def map_queries(self, enhance: Enhancer) -> QueryFeatures:
+        """``enhance`` applied to the raw query features at every ratio of the budget."""
+        return {r: enhance(self.queries[r]) for r in self.budget.ratios}
+
+    def fold_rows(self, features: QueryFeatures) -> QueryFeatures:
+        """This fold's rows of features extracted for *every* query of ``test`` (what a pixel method computes)."""
+        return {r: f[self.query_index] for r, f in features.items()}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered method: the function and what the experiment, the CLI and the figures know of it."""
+
+    name: str
+    run: Callable[[FoldContext], QueryFeatures]
+    label: str
+    trained: bool
+    input: Literal["features", "pixels"]
+    color: str | None
+    reads: tuple[str, ...]
+    summary: str
+
+
+#: The registry: every method by name (:func:`register_method` adds one, :func:`get_method` reads one).
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, *, summary: str, trained: bool = True, input: Literal["features", "pixels"] = "features",
+                    color: str | None = None, label: str | None = None, reads: tuple[str, ...] = ()):
+    """Decorator: register ``fn(ctx: FoldContext) -> {ratio: (Q, D)}`` as method ``name``.
+
+    ``trained``: whether it learns from the fold (an untrained one runs once, for every query and only the first
+    seed); ``input``: "features" (maps the raw query feature) or "pixels" (makes the query feature again from its
+    pixels); ``color``/``label``: its line in every figure (a palette colour and its name when not given);
+    ``reads``: the :class:`MethodBudget` fields it depends on (checked to exist). Registering a name twice
+    replaces the method (that is how a reader overrides one); the function is returned unchanged."""
+    known = {f.name for f in fields(MethodBudget)}
+    if not set(reads) <= known:
+        raise ValueError(f"method {name!r} reads {sorted(set(reads) - known)}, which MethodBudget does not have; "
+                         f"it has {sorted(known)}")
+    if input not in ("features", "pixels"):
+        raise ValueError(f"input must be 'features' or 'pixels', got {input!r}")
+
+    def add(fn: Callable[[FoldContext], QueryFeatures]) -> Callable[[FoldContext], QueryFeatures]:
+        METHODS[name] = Method(name=name, run=fn, label=label or name, trained=trained, input=input, color=color,
+                               reads=tuple(reads), summary=summary)
+        return fn
+
+    return add
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name``; a ``KeyError`` listing the known ones for any other name."""
+    if name not in METHODS:
+        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
 def torch_enhancer(model: torch.nn.Module, device: str) -> Enhancer:
-    def enhance(features: np.ndarray, ratio: float) -> np.ndarray:
+    """A trained torch feature mapping as an :data:`Enhancer` (no gradients, numpy in and out)."""
+    def enhance(features: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return model(torch.as_tensor(features, device=device)).cpu().numpy()
 
     return enhance
 
 
-def raw(train: Features, cfg: MethodBudget) -> Enhancer:
-    return lambda features, ratio: features
+#: The budget fields a generator method reads; :data:`PIXELS`, those a pixel method reads.
+TRAINING = ("epochs", "steps", "critic_iters", "seed", "device", "cache_dir")
+PIXELS = ("isr_profile", "backbone", "ratios", "degradation", "reference", "seed", "device", "cache_dir")
 
 
-def ridge(train: Features, cfg: MethodBudget) -> Enhancer:
-    model = train_ridge(train, RidgeConfig(seed=cfg.seed))
-    return lambda features, ratio: model(features)
+@register_method("raw", trained=False, label="raw LR feature (bicubic)", color="#8c8c8c",
+                 summary="the bicubic LR feature, unchanged")
+def raw(ctx: FoldContext) -> QueryFeatures:
+    return {r: ctx.queries[r] for r in ctx.budget.ratios}
 
 
-def mlp(train: Features, cfg: MethodBudget) -> Enhancer:
-    model = train_mlp(train, MLPConfig(seed=cfg.seed, device=cfg.device, epochs=cfg.epochs))
-    return torch_enhancer(model, cfg.device)
+register_method("bicubic", trained=False, color="#8c8c8c",
+                summary="the same as raw under the ISR methods' name (raw is bicubic)")(raw)
+
+
+@register_method("ridge", color="#1f77b4", reads=("seed",),
+                 summary="closed-form ridge on the residual, penalty picked on held-out training images")
+def ridge(ctx: FoldContext) -> QueryFeatures:
+    with deterministic():
+        model = train_ridge(ctx.training_features(), RidgeConfig(seed=ctx.budget.seed))
+    return ctx.map_queries(model)
+
+
+@register_method("mlp", color="#17becf", reads=("epochs", "seed", "device"), summary="one-hidden-layer MLP, MSE")
+def mlp(ctx: FoldContext) -> QueryFeatures:
+    cfg = ctx.budget
+    with deterministic():
+        model = train_mlp(ctx.training_features(), MLPConfig(seed=cfg.seed, device=cfg.device, epochs=cfg.epochs))
+    return ctx.map_queries(torch_enhancer(model, cfg.device))
 
 
 def train_config(cfg: MethodBudget, **changes) -> TrainConfig:
@@ -127,49 +231,57 @@ def generator_config(name: str, cfg: MethodBudget) -> TrainConfig:
     return train_config(cfg, **GENERATORS[name])
 
 
-def generator_method(name: str) -> Callable[[Features, MethodBudget], Enhancer]:
-    def factory(train: Features, cfg: MethodBudget) -> Enhancer:
-        result = train_cached(train, generator_config(name, cfg), cache_dir=cfg.cache_dir)
-        return torch_enhancer(result.generator, cfg.device)
-
-    return factory
-
-
-METHODS: dict[str, Callable[[Features, MethodBudget], Enhancer]] = {
-    "raw": raw,
-    "ridge": ridge,
-    "mlp": mlp,
-    **{name: generator_method(name) for name in GENERATORS},
-}
-METHODS["bicubic"] = raw
-
-QueryFeatures = dict[float, np.ndarray]
-#: ``(test dataset, training set, budget, progress) -> {ratio: (Q, D)}``: L2-normalised features of *every* query
-#: of the test dataset, extracted through something trained on the training set's images (pixels, not features).
-Extractor = Callable[["RetrievalDataset", "RetrievalDataset", MethodBudget, bool], QueryFeatures]
+def trained_generator(name: str, train: Features, cfg: MethodBudget) -> Enhancer:
+    """Generator method ``name`` trained (or read from the cache) on ``train`` under ``cfg``, as an enhancer."""
+    config = generator_config(name, cfg)
+    with deterministic():
+        result = train_cached(train, config, cache_dir=cfg.cache_dir)
+    return torch_enhancer(result.generator, cfg.device)
 
 
-def isr_extractor(model: str) -> Extractor:
-    """ISR then features: train (or load) ISR ``model`` on the training images, super-resolve the queries at the
-    ratios it was trained for and extract. Other ratios are absent (SRCNN: 1/4, 1/9, 1/16)."""
-    def extract(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, progress: bool) -> QueryFeatures:
+def register_generator(name: str, changes: Mapping, *, summary: str, color: str | None = None) -> None:
+    """A generator variant as a method: its :class:`~fsrlib.train.TrainConfig` changes on top of the budget's."""
+    GENERATORS[name] = dict(changes)
+    register_method(name, color=color, reads=TRAINING, summary=summary)(
+        lambda ctx: ctx.map_queries(trained_generator(name, ctx.training_features(), ctx.budget)))
+
+
+for _name, _color, _summary in (
+        ("cnn_baseline", "#9467bd", "the paper's G alone, plain MSE, no critic (Fig. 4 CNN-Baseline)"),
+        ("gan_distance", "#e377c2", "G + D, Eq. 7 and Eq. 8 (r = 1)"),
+        ("fsrgan", "#d62728", "G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN"),
+        ("fsrgan_r3", "#8c564b", "as fsrgan with r = 3"),
+        ("fsrgan_residual", "#ff7f0e", "our variant: G(f) = f + delta(f), delta zero-initialised")):
+    register_generator(_name, GENERATORS[_name], summary=_summary, color=_color)
+
+
+def isr_method(model: str) -> Callable[[FoldContext], QueryFeatures]:
+    """ISR then features: train (or load) ISR ``model`` on the fold's training photos, super-resolve the queries at
+    the ratios it was trained for and extract. Other ratios are absent (SRCNN: 1/4, 1/9, 1/16)."""
+    def run(ctx: FoldContext) -> QueryFeatures:
         from .features import extract_features
         from .isr_train import trained_upscaler
 
+        cfg = ctx.budget
         with deterministic():
-            upscaler = trained_upscaler(train, model, cfg.isr_profile, degradation=cfg.degradation,
+            upscaler = trained_upscaler(ctx.train, model, cfg.isr_profile, degradation=cfg.degradation,
                                         reference=cfg.reference, seed=cfg.seed, device=cfg.device,
                                         cache_dir=cfg.cache_dir)
         ratios = [r for r in cfg.ratios if upscaler.supports(r)]
         if not ratios:
             return {}
-        feats = extract_features(ds, "query", ratios, upscaler=upscaler, backbone=cfg.backbone,
+        feats = extract_features(ctx.test, "query", ratios, upscaler=upscaler, backbone=cfg.backbone,
                                  degradation=cfg.degradation, reference=cfg.reference, device=cfg.device,
-                                 cache_dir=cfg.cache_dir, progress=progress)
-        return {r: l2_normalize(f) for r, f in feats.items()}
+                                 cache_dir=cfg.cache_dir, progress=ctx.progress)
+        return ctx.fold_rows({r: l2_normalize(f) for r, f in feats.items()})
 
-    return extract
+    return run
 
+
+register_method("srcnn", input="pixels", color="#2ca02c", reads=PIXELS,
+                summary="SRCNN super-resolves the query, then features")(isr_method("srcnn"))
+register_method("vdsr", input="pixels", color="#bcbd22", reads=PIXELS,
+                summary="VDSR super-resolves the query, then features")(isr_method("vdsr"))
 
 def with_unlabeled_photos(ds: RetrievalDataset, train: RetrievalDataset, source: str | None) -> RetrievalDataset:
     """``train``'s photos plus the unlabeled ``source`` (see :attr:`MethodBudget.unlabeled_photos`), refusing any
@@ -190,31 +302,29 @@ def with_unlabeled_photos(ds: RetrievalDataset, train: RetrievalDataset, source:
     return pooled_training_set([train, photos], name=f"{train.name}+photos")
 
 
-def student(ds: RetrievalDataset, train: RetrievalDataset, cfg: MethodBudget, progress: bool) -> QueryFeatures:
+@register_method("student", input="pixels", reads=(*PIXELS, "unlabeled_photos"),
+                 summary="Lite0's last blocks fine-tuned so that a small query gives its full-size feature")
+def student(ctx: FoldContext) -> QueryFeatures:
     """The resolution-robust student (:mod:`fsrlib.student`, beyond the paper): Lite0's last blocks fine-tuned on
     the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
     queries go through it, the database keeps the frozen backbone's features."""
     from .student import student_config, student_query_features, train_student
 
+    cfg = ctx.budget
     if cfg.backbone != "efficientnet_lite0":
         raise ValueError(f"the student fine-tunes efficientnet_lite0's last blocks; backbone {cfg.backbone!r} "
                          "has no student yet")
-    train = with_unlabeled_photos(ds, train, cfg.unlabeled_photos)
+    train = with_unlabeled_photos(ctx.test, ctx.train, cfg.unlabeled_photos)
     with deterministic():
         # trained on the experiment's ratios, degradation and reference: the queries it will see (issue 27)
         ratios = tuple(r for r in cfg.ratios if r < 1.0)
         settings = student_config(cfg.isr_profile, seed=cfg.seed, device=cfg.device, reference=cfg.reference,
                                   degradations=(cfg.degradation,), **({"ratios": ratios} if ratios else {}))
         trained = train_student(train, settings, cache_dir=cfg.cache_dir)
-    feats = student_query_features(trained, ds, cfg.ratios, degradation=cfg.degradation, reference=cfg.reference,
-                                   device=cfg.device, cache_dir=cfg.cache_dir)
-    return {r: l2_normalize(f) for r, f in feats.items()}
+    feats = student_query_features(trained, ctx.test, cfg.ratios, degradation=cfg.degradation,
+                                   reference=cfg.reference, device=cfg.device, cache_dir=cfg.cache_dir)
+    return ctx.fold_rows({r: l2_normalize(f) for r, f in feats.items()})
 
 
-#: Methods that change how the query's feature is extracted, trained per fold on its images: ISR networks
-#: (SRCNN, VDSR) and the resolution-robust student.
-EXTRACTORS: dict[str, Extractor] = {"srcnn": isr_extractor("srcnn"), "vdsr": isr_extractor("vdsr"),
-                                    "student": student}
-UNTRAINED = {"raw", "bicubic"}
 #: What the core experiment runs unless told otherwise: the paper's method, our variant, and the baselines.
 DEFAULT_METHODS = ("raw", "ridge", "mlp", "cnn_baseline", "fsrgan", "fsrgan_residual")

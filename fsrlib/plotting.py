@@ -7,21 +7,27 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import FancyArrowPatch
 
-#: Fixed colour of each method in every figure of the book.
-METHOD_COLORS: dict[str, str] = {
-    "hr": "#222222", "raw": "#8c8c8c", "bicubic": "#8c8c8c", "ridge": "#1f77b4", "mlp": "#17becf",
-    "cnn_baseline": "#9467bd", "gan_distance": "#e377c2", "fsrgan": "#d62728", "fsrgan_r3": "#8c564b",
-    "fsrgan_residual": "#ff7f0e", "srcnn": "#2ca02c",
-    "vdsr": "#bcbd22",
-}
-METHOD_LABELS: dict[str, str] = {"hr": "full-resolution query", "raw": "raw LR feature (bicubic)"}
+from .methods import METHODS
+
+#: The full-size query's line, drawn beside the methods in most figures (not a method: nothing is enhanced).
+HR_COLOR, HR_LABEL = "#222222", "full-resolution query"
+
+
+def method_color(name: str) -> str | None:
+    """The fixed colour of ``name`` in every figure: the registered method's (:mod:`fsrlib.methods`), or none."""
+    return HR_COLOR if name == "hr" else METHODS[name].color if name in METHODS else None
+
+
+def method_label(name: str) -> str:
+    """The legend label of ``name``: the registered method's, else the name itself."""
+    return HR_LABEL if name == "hr" else METHODS[name].label if name in METHODS else name
 
 
 def method_colors(methods) -> dict[str, str]:
-    """Colours for ``methods``: the fixed ones, then seaborn's palette for any other name."""
-    extra = [m for m in methods if m not in METHOD_COLORS]
+    """Colours for ``methods``: the fixed ones, then seaborn's palette for any name without one."""
+    extra = [m for m in methods if method_color(m) is None]
     palette = dict(zip(extra, sns.color_palette("Set2", len(extra)).as_hex()))
-    return {m: METHOD_COLORS.get(m, palette.get(m)) for m in methods}
+    return {m: method_color(m) or palette[m] for m in methods}
 
 
 def legend_below(fig: plt.Figure, ax: plt.Axes | None = None, *, ncol: int = 4, rename: dict | None = None,
@@ -53,7 +59,7 @@ def plot_metric_vs_ratio(table: pd.DataFrame, metric: str, ax: plt.Axes | None =
     for method, rows in sub.groupby("method", sort=False):
         rows = rows.groupby("ratio")["value"].mean().reindex(order)
         style = "--" if method == "hr" else "-o"
-        ax.plot(range(len(order)), rows.values, style, color=colors[method], label=METHOD_LABELS.get(method, method))
+        ax.plot(range(len(order)), rows.values, style, color=colors[method], label=method_label(method))
     ax.set_xticks(range(len(order)), [labels[r] for r in order])
     ax.set_xlabel("query area down-scaling ratio")
     ax.set_ylabel(metric)
@@ -104,7 +110,7 @@ def plot_method_retrievals(dataset, by_method: dict, database, query: int, ratio
             if i not in images:
                 images[i] = item_input(dataset, dataset.images[i], 1.0).upsampled
         show_retrievals(ax_row, shown, images, ranked, set(dataset.gnd[query]["ok"]),
-                        title=f"{METHOD_LABELS.get(name, name)}\nquery {query} at {ratio_label(ratio)}",
+                        title=f"{method_label(name)}\nquery {query} at {ratio_label(ratio)}",
                         junk=set(dataset.gnd[query].get("junk", ())))
     fig.tight_layout()
     return fig
@@ -230,7 +236,7 @@ def plot_isr_histories(upscalers: dict, ax: plt.Axes, smooth: int = 20) -> plt.A
         styles = iter(["-", "--", ":", "-."])
         for label, history in up.histories.items():
             loss = pd.Series(history["loss"]).rolling(smooth, min_periods=1).mean()
-            ax.plot(history["step"], loss, next(styles, "-"), color=METHOD_COLORS.get(name), label=f"{name} ({label})")
+            ax.plot(history["step"], loss, next(styles, "-"), color=method_color(name), label=f"{name} ({label})")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"MSE on Y, [0, 1] scale (moving average of {smooth})")
     ax.set_yscale("log")
@@ -298,7 +304,7 @@ def plot_map_intervals(summary: pd.DataFrame, ax: plt.Axes | None = None, method
         x = [position[r] for r in sub["ratio"]]
         style = "--" if method == "hr" else "-"
         ax.plot(x, sub["mAP"], style, marker="o", ms=3, color=colors[method],
-                label=METHOD_LABELS.get(method, method))
+                label=method_label(method))
         ax.fill_between(x, sub["lo"], sub["hi"], color=colors[method], alpha=0.15, lw=0)
     ax.set_xticks(range(len(labels)), [summary.loc[summary["ratio"] == r, "ratio_label"].iloc[0] for r in labels])
     ax.set_xlabel("query area down-scaling ratio")

@@ -19,6 +19,7 @@ def test_extending_example_registers_and_runs():
         table = namespace["table"]
         maps = table[(table["metric"] == "mAP")].set_index("method")["value"]
         assert {"raw", "shrink"} <= set(maps.index) and maps["shrink"] > 0
+        assert methods.get_method("shrink").trained and methods.get_method("shrink").input == "features"
         assert "lite0_copy" in backbones.BACKBONES and "holidays_again" in datasets.LOADERS
     finally:  # the registrations are undone for the other tests
         for table, key in ((methods.METHODS, "shrink"), (datasets.LOADERS, "holidays_again"),

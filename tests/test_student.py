@@ -287,7 +287,7 @@ def test_a_budget_in_passes_counts_steps_from_the_pairs(pairs):
 
 def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_reference(monkeypatch, tiny_dataset):
     """Issue 27: the registered method used to train on the student's defaults whatever the experiment asked."""
-    from fsrlib.methods import EXTRACTORS, MethodBudget
+    from fsrlib.methods import FoldContext, MethodBudget, get_method
 
     seen = []
 
@@ -302,7 +302,8 @@ def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_ref
     budget = MethodBudget(ratios=(1.0, 1 / 9, 1 / 49), degradation="antialias", reference="original",
                           unlabeled_photos=None)
     with pytest.raises(Stop):
-        EXTRACTORS["student"](tiny_dataset, tiny_dataset, budget, False)
+        get_method("student").run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),
+                                              queries={}, budget=budget))
     (cfg,) = seen
     assert cfg.ratios == (1 / 9, 1 / 49) and cfg.degradations == ("antialias",) and cfg.reference == "original"
 

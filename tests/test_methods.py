@@ -1,0 +1,107 @@
+"""The method registry (fsrlib.methods): one entry and one signature per method, read by the experiment, the
+CLI and the figures."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from fsrlib import methods
+from fsrlib.experiment import ExperimentConfig, run
+from fsrlib.methods import METHODS, FoldContext, MethodBudget, get_method, register_method
+from fsrlib.plotting import method_colors, method_label
+
+
+@pytest.fixture
+def registry():
+    """Registrations made by a test are undone afterwards."""
+    before = dict(METHODS)
+    yield METHODS
+    METHODS.clear()
+    METHODS.update(before)
+
+
+def test_every_method_has_one_entry_with_what_its_readers_need():
+    assert set(METHODS) == {"raw", "bicubic", "ridge", "mlp", "cnn_baseline", "gan_distance", "fsrgan", "fsrgan_r3",
+                            "fsrgan_residual", "srcnn", "vdsr", "student"}
+    budget_fields = {f.name for f in fields(MethodBudget)}
+    for name, method in METHODS.items():
+        assert method.name == name and method.label and method.summary
+        assert set(method.reads) <= budget_fields, name
+    assert {m for m, v in METHODS.items() if not v.trained} == {"raw", "bicubic"}
+    assert {m for m, v in METHODS.items() if v.input == "pixels"} == {"srcnn", "vdsr", "student"}
+    # the generator methods are exactly the generator table's, and they read the GAN budget
+    assert {m for m, v in METHODS.items() if "critic_iters" in v.reads} == set(methods.GENERATORS)
+    # every method has a colour in the figures; distinct ones except raw and bicubic, which are one thing
+    colors = method_colors(["hr", *METHODS])
+    assert all(colors.values()) and colors["raw"] == colors["bicubic"]
+    assert len(set(colors.values())) == len(colors) - 1
+    assert method_label("raw") == "raw LR feature (bicubic)" and method_label("something_else") == "something_else"
+
+
+def test_an_unknown_name_or_field_is_refused_with_what_exists(registry):
+    with pytest.raises(KeyError, match="known methods: bicubic, cnn_baseline"):
+        get_method("magic")
+    with pytest.raises(ValueError, match="'epoch'.*MethodBudget does not have"):
+        register_method("typo", summary="reads a field that does not exist", reads=("epoch",))
+    with pytest.raises(ValueError, match="input must be"):
+        register_method("odd", summary="works on neither", input="audio")
+    assert "typo" not in METHODS and "odd" not in METHODS
+
+
+def test_an_untrained_method_has_no_training_set_to_ask_for():
+    queries = {1.0: np.eye(3, dtype=np.float32), 0.25: np.ones((3, 3), dtype=np.float32)}
+    ctx = FoldContext(test=None, train=None, query_index=np.arange(3), queries=queries,
+                      budget=MethodBudget(ratios=(1.0, 0.25)))
+    out = get_method("raw").run(ctx)
+    assert set(out) == {1.0, 0.25} and out[0.25] is queries[0.25]
+    with pytest.raises(ValueError, match="no training features"):
+        get_method("ridge").run(ctx)
+
+
+def test_a_decorated_function_is_a_method_the_experiment_runs_fold_by_fold(registry, tmp_path):
+    """Adding a method is one decorated function: the experiment hands it each fold's training features and
+    queries, and scores what it returns."""
+    seen = []
+
+    @register_method("toward_mean", summary="pull each query 30% of the way to the training features' mean",
+                     reads=("seed",))
+    def toward_mean(ctx: FoldContext) -> dict:
+        train = ctx.training_features()
+        seen.append((len(ctx.query_index), {r: len(f) for r, f in train.items()}))
+        mean = train[1.0].mean(axis=0)
+        return ctx.map_queries(lambda f: f + 0.3 * (mean - f))
+
+    cfg = ExperimentConfig(ratios=(1 / 16,), methods=("raw", "toward_mean"), protocol="group_disjoint", folds=2,
+                           cache_dir=str(tmp_path), data_dir=str(tmp_path / "datasets" / "mini-v1"))
+    result = run(cfg, progress=False)
+    assert len(seen) == 2  # one call per fold, each with its own queries and training photos
+    assert sum(n for n, _ in seen) == 28 and all(set(sizes) == {1.0, 1 / 16} for _, sizes in seen)
+    maps = result.table[result.table["metric"] == "mAP"].set_index("method")["value"]
+    assert maps["toward_mean"] > 0 and maps["toward_mean"] != maps["raw"]
+    assert not np.isnan(result.enhanced[("toward_mean", 0)][1 / 16]).any()  # every query got a feature
+
+
+@pytest.mark.parametrize("name", ["srcnn", "vdsr"])
+def test_the_isr_methods_train_on_the_experiments_degradation_and_reference(monkeypatch, tiny_dataset, name):
+    from fsrlib import isr_train
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def capture(train, model, profile, **kwargs):
+        seen.append((model, profile, kwargs))
+        raise Stop
+
+    monkeypatch.setattr(isr_train, "trained_upscaler", capture)
+    budget = MethodBudget(ratios=(1.0, 1 / 9), degradation="antialias", reference="original", isr_profile="paper",
+                          seed=4)
+    with pytest.raises(Stop):
+        get_method(name).run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),
+                                         queries={}, budget=budget))
+    ((model, profile, kwargs),) = seen
+    assert (model, profile) == (name, "paper")
+    assert kwargs["degradation"] == "antialias" and kwargs["reference"] == "original" and kwargs["seed"] == 4
