@@ -29,7 +29,6 @@ import numpy as np
 from .backbones import BackboneSpec
 from .datasets import ImageItem, RetrievalDataset
 from .degrade import ratio_label
-from .isr import Upscaler
 from .paths import arrays_sha256, atomic_path, discard, json_digest, load_arrays, save_arrays
 
 FORMAT_VERSION = 2
@@ -40,7 +39,7 @@ Interval = tuple[int, int]
 
 
 def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: BackboneSpec, ratio: float,
-              degradation: str, reference: str, store_dtype: str, upscaler: Upscaler | None = None, *,
+              degradation: str, reference: str, store_dtype: str, transform_id: str | None = None, *,
               decode: str = "full", precision: str = "float32") -> dict:
     """Everything a cached feature array depends on, as a JSON-able dict.
 
@@ -49,9 +48,11 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
     ``decode="draft"`` (reduced-size JPEG decoding) and an autocast ``precision``
     change the numbers, so they enter the key; the defaults leave it as
     format 2 wrote it, so existing entries stay valid (as does the degradation's field name, ``"method"``).
+    ``transform_id``: the ``cache_id`` of the pixel transform applied to the degraded query before extraction (an
+    ISR network, :class:`fsrlib.features.PixelTransform`), stored under ``"upscaler"`` at every ratio below 1.
     """
     digest = dataset.listing_sha256(items)
-    extra: dict = {"upscaler": upscaler.cache_id} if upscaler is not None and ratio != 1.0 else {}
+    extra: dict = {"upscaler": transform_id} if transform_id is not None and ratio != 1.0 else {}
     if decode != "full":
         extra["decode"] = decode
     if precision != "float32":

@@ -31,6 +31,7 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -60,13 +61,26 @@ from .feature_cache import (
     scan_chunks,
 )
 from .inputs import load_item
-from .isr import Upscaler
 from .paths import cache_dir_or_default, locked
 
-__all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "assemble",
-           "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
+__all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "PixelTransform",
+           "assemble", "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
            "fill_cache", "load_entry", "lookup_features", "network_inputs", "pending_jobs", "reference_image",
            "save_entry"]
+
+
+@runtime_checkable
+class PixelTransform(Protocol):
+    """What turns a degraded, up-sampled query image into the image the backbone sees, before extraction: an ISR
+    network (:class:`fsrlib.isr.Upscaler`) or anything with the same four members. Its ``cache_id`` enters the
+    feature cache's key, so two transforms never share entries; features never depend on how it was made."""
+
+    name: str
+    cache_id: str
+
+    def supports(self, ratio: float) -> bool: ...
+
+    def __call__(self, image: Image.Image, ratio: float) -> Image.Image: ...
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,7 @@ class CachePlan:
     keys: dict[float, dict]
     paths: dict[float, Path]
     found: dict[float, np.ndarray] = field(default_factory=dict)
-    upscaler: Upscaler | None = None
+    upscaler: PixelTransform | None = None
 
     @property
     def spec(self) -> BackboneSpec:
@@ -191,7 +205,7 @@ class Job:
 
 def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[float],
                     recipe: FeatureRecipe | None = None, *, cache_dir: str | Path | None = None,
-                    upscaler: Upscaler | None = None) -> CachePlan:
+                    upscaler: PixelTransform | None = None) -> CachePlan:
     """Check the arguments and load every cached entry of ``split`` at ``ratios`` (``recipe``: default
     :class:`FeatureRecipe`); see :class:`CachePlan`."""
     recipe = recipe or FeatureRecipe()
@@ -201,12 +215,13 @@ def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[floa
     if not items:
         raise ValueError(f"{dataset.name} has no images in split {split!r}")
     if upscaler is not None:
-        unsupported = [r for r in ratios if not upscaler.supports(r)]
+        unsupported = [r for r in ratios if r != 1.0 and not upscaler.supports(r)]  # full size is never transformed
         if unsupported:
             raise ValueError(f"upscaler {upscaler.name} was not trained for ratios {unsupported}")
     spec = get_backbone_spec(recipe.backbone)
     cache = cache_dir_or_default(cache_dir)
-    keys = {r: cache_key(dataset, items, spec, r, recipe.degradation, recipe.reference, recipe.store_dtype, upscaler,
+    keys = {r: cache_key(dataset, items, spec, r, recipe.degradation, recipe.reference, recipe.store_dtype,
+                         None if upscaler is None else upscaler.cache_id,
                          decode=recipe.decode, precision=recipe.precision) for r in dict.fromkeys(ratios)}
     paths = {r: cache_path(cache, key, split) for r, key in keys.items()}
     found = {r: f for r in keys if (f := load_entry(paths[r], keys[r], spec.dim)) is not None}
@@ -276,18 +291,18 @@ def extract_features(
     progress: bool = True,
     workers: int | None = None,
     on_chunk: Callable[[float, int], None] | None = None,
-    upscaler: Upscaler | None = None,
+    upscaler: PixelTransform | None = None,
     decode: str = "full",
     precision: str = "float32",
     ratios_on_device: bool | None = None,
 ) -> dict[float, np.ndarray]:
     """Features of ``dataset``'s ``split`` at every area ratio: ``{ratio: (N, D) float32}``.
 
-    ``ratio=1`` is the high-resolution feature. Each image is read once per
-    chunk and degraded at every ratio still missing from the cache; an
-    interrupted run resumes from its chunks and gives exactly the uninterrupted
-    result; a second process asking for the same entries waits for the first and reads what it built. ``upscaler`` (an ISR model, :class:`fsrlib.isr.Upscaler`) replaces
-    the bicubic input by its super-resolved version ("ISR then features"). See
+    ``ratio=1`` is the high-resolution feature. Each image is read once per chunk and degraded at every ratio
+    still missing from the cache; an interrupted run resumes from its chunks and gives exactly the uninterrupted
+    result; a second process asking for the same entries waits for the first and reads what it built.
+    ``upscaler`` (a :class:`PixelTransform`, e.g. an ISR model) replaces the bicubic input below full size by its
+    super-resolved version ("ISR then features"). See
     :class:`FeatureRecipe` for ``decode``/``precision`` and :class:`LoaderConfig`
     for ``device``, ``batch_size``, ``chunk_size``, ``workers`` and ``ratios_on_device``.
     """
@@ -298,7 +313,7 @@ def extract_features(
 
 
 def fill_cache(dataset: RetrievalDataset, split: str, ratios: Sequence[float], recipe: FeatureRecipe,
-               loader: LoaderConfig, *, cache_dir: str | Path | None = None, upscaler: Upscaler | None = None,
+               loader: LoaderConfig, *, cache_dir: str | Path | None = None, upscaler: PixelTransform | None = None,
                progress: bool = True, on_chunk: Callable[[float, int], None] | None = None) -> CachePlan:
     """Load what is cached and compute the rest, holding the missing entries' locks (:func:`fsrlib.paths.locked`)
     while they are built: a second process asking for them waits, then reads what the first built. Returns the
@@ -475,7 +490,7 @@ def _to_input(spec: BackboneSpec, pixels: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def _upscale(pixels: torch.Tensor, ratios: Sequence[float], upscaler: Upscaler) -> torch.Tensor:
+def _upscale(pixels: torch.Tensor, ratios: Sequence[float], upscaler: PixelTransform) -> torch.Tensor:
     out = pixels.cpu().clone()
     for b in range(out.shape[0]):
         for j, r in enumerate(ratios):

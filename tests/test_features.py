@@ -485,3 +485,44 @@ def test_ratios_on_device_default_and_bad_values(monkeypatch):
     assert LoaderConfig("cuda").degrades_on_device and LoaderConfig("cuda:1").degrades_on_device
     assert not LoaderConfig("mps").degrades_on_device  # degrade_batch computes on the CPU there
     assert not LoaderConfig("cuda", ratios_on_device=False).degrades_on_device
+
+
+def test_any_pixel_transform_is_an_input_of_the_recipe_with_its_own_cache_entries(tiny_dataset, tmp_path):
+    """ISR is one pixel transform among others: extraction takes anything with a name, a cache_id, supports() and
+    __call__(image, ratio), keys its entries by the cache_id, and neither the cache nor extraction imports ISR."""
+    import subprocess
+    import sys
+
+    from PIL import ImageOps
+
+    from fsrlib.features import PixelTransform
+
+    class Grey:
+        name = "grey"
+
+        def __init__(self, cache_id):
+            self.cache_id = cache_id
+
+        def supports(self, ratio):
+            return ratio <= 0.25
+
+        def __call__(self, image, ratio):
+            return ImageOps.grayscale(image).convert("RGB")
+
+    assert isinstance(Grey("g1"), PixelTransform)
+    raw = extract_features(tiny_dataset, "query", (1.0, 1 / 4), progress=False, cache_dir=tmp_path / "c")
+    grey = extract_features(tiny_dataset, "query", (1.0, 1 / 4), progress=False, cache_dir=tmp_path / "c",
+                            upscaler=Grey("g1"))
+    np.testing.assert_array_equal(raw[1.0], grey[1.0])  # the full-size query is never transformed
+    assert not np.allclose(raw[1 / 4], grey[1 / 4])
+    assert len(entry_files(tmp_path)) == 3  # full size, raw 1/4, grey 1/4: the transform's id keys its entry
+    again = extract_features(tiny_dataset, "query", (1 / 4,), progress=False, cache_dir=tmp_path / "c",
+                             upscaler=Grey("g1"))
+    np.testing.assert_array_equal(again[1 / 4], grey[1 / 4])
+    extract_features(tiny_dataset, "query", (1 / 4,), progress=False, cache_dir=tmp_path / "c", upscaler=Grey("g2"))
+    assert len(entry_files(tmp_path)) == 4
+    with pytest.raises(ValueError, match="not trained for ratios"):
+        extract_features(tiny_dataset, "query", (1 / 2,), progress=False, cache_dir=tmp_path / "c", upscaler=Grey("g1"))
+    code = "import sys, fsrlib.features, fsrlib.feature_cache; print('fsrlib.isr' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
