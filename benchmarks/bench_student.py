@@ -31,7 +31,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fsrlib.datasets import load_dataset
 from fsrlib.degrade import PAPER_RATIOS, ratio_label
@@ -40,8 +39,7 @@ from fsrlib.protocols import (cross_dataset_folds, group_disjoint_folds, image_g
                               pooled_training_set, seen_groups)
 from fsrlib.retrieval import compute_map, l2_normalize, rank_database
 from fsrlib.stats import bootstrap_interval, compare, gap_recovered
-from fsrlib.student import (ResolutionStudent, StudentConfig, build_pairs, prefix_activations,
-                            student_query_features, train_student)
+from fsrlib.student import StudentConfig, build_pairs, train_student
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HOLIDAYS = Path(os.environ.get("FSRLIB_HOLIDAYS", SHARED / "holidays-subset"))
@@ -93,27 +91,18 @@ def test_images(holidays, fold, protocol: str = "group_disjoint") -> list[Path]:
     return [holidays.path(p) for p in holidays.images if image_group(holidays, p) in groups]
 
 
-def frozen_features(acts: dict[float, np.ndarray], cache_block: int) -> dict[float, np.ndarray]:
-    """The frozen backbone's features from cached prefix activations ``{ratio: (N, C, H, W)}``."""
-    from fsrlib.backbones import load_backbone
-
-    model = ResolutionStudent(load_backbone("efficientnet_lite0"), cache_block, 0)
-    with torch.inference_mode():
-        return {r: model.from_cached(torch.from_numpy(a)).numpy() for r, a in acts.items()}
-
-
 def per_query_ap(queries: np.ndarray, db: np.ndarray, gnd: list) -> np.ndarray:
     return compute_map(rank_database(l2_normalize(queries), db), gnd)[1]
 
 
 def prepare(args: argparse.Namespace) -> None:
-    """Fill the caches: Holidays database features, query prefix activations, and the pairs of every photo."""
+    """Fill the caches: Holidays database and query features, and the pairs of every photo."""
     cfg = replace(StudentConfig(), crops_per_image=args.crops)
     holidays = load_dataset("holidays", HOLIDAYS)
     start = time.perf_counter()
     extract_features(holidays, "db", (1.0,), progress=False)
-    prefix_activations(holidays, "query", (1.0, *EVAL_RATIOS), cfg.cache_block)
-    print(f"database + query activations: {time.perf_counter() - start:.0f} s", flush=True)
+    extract_features(holidays, "query", (1.0, *EVAL_RATIOS), store_dtype="float32", progress=False)
+    print(f"database + query features: {time.perf_counter() - start:.0f} s", flush=True)
     sets = {"holidays": replace(holidays, train=holidays.images)}
     if args.cross:
         sets["paris+mini"] = folds_of("cross_dataset", holidays)[0].train
@@ -135,8 +124,7 @@ def run(args: argparse.Namespace) -> dict:
     db = l2_normalize(extract_features(holidays, "db", (1.0,), progress=False)[1.0])
     if args.distractors:  # search among the other collections' images too (ground truth unchanged: they match nothing)
         db = np.concatenate([db, distractor_features()])
-    acts = prefix_activations(holidays, "query", (1.0, *EVAL_RATIOS), base.cache_block)
-    frozen = frozen_features(acts, base.cache_block)
+    frozen = extract_features(holidays, "query", (1.0, *EVAL_RATIOS), store_dtype="float32", progress=False)
     gnd = list(holidays.gnd)
     raw = {r: per_query_ap(frozen[r], db, gnd) for r in (1.0, *EVAL_RATIOS)}
     folds = folds_of(args.protocol, holidays, split_seed=args.split_seed, unlabeled=args.unlabeled)
@@ -163,7 +151,8 @@ def run(args: argparse.Namespace) -> dict:
             print(f"seed {seed} {fold.describe()}: pairs {trained.pair_seconds:.0f} s, "
                   f"training {trained.train_seconds:.0f} s", flush=True)
             index = list(fold.query_index)
-            feats = student_query_features(trained, holidays, (1.0, *EVAL_RATIOS))  # every query, from the cache
+            feats = extract_features(holidays, "query", (1.0, *EVAL_RATIOS), network=trained.network(),
+                                     store_dtype="float32", progress=False)  # every query, cached per student
             for r in (1.0, *EVAL_RATIOS):
                 student_ap[r][s, index] = per_query_ap(feats[r][index], db, [gnd[q] for q in index])
     return report(args, base, raw, student_ap, timings)

@@ -39,7 +39,8 @@ Interval = tuple[int, int]
 
 
 def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: BackboneSpec, ratio: float,
-              degradation: str, reference: str, store_dtype: str, transform_id: str | None = None, *,
+              degradation: str, reference: str, store_dtype: str, transform_id: str | None = None,
+              network_id: str | None = None, *,
               decode: str = "full", precision: str = "float32") -> dict:
     """Everything a cached feature array depends on, as a JSON-able dict.
 
@@ -50,9 +51,13 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
     format 2 wrote it, so existing entries stay valid (as does the degradation's field name, ``"method"``).
     ``transform_id``: the ``cache_id`` of the pixel transform applied to the degraded query before extraction (an
     ISR network, :class:`fsrlib.features.PixelTransform`), stored under ``"upscaler"`` at every ratio below 1.
+    ``network_id``: the ``cache_id`` of a network that replaces the backbone's (:class:`fsrlib.features.NetworkVariant`,
+    e.g. a student), stored under ``"network"`` at every ratio.
     """
     digest = dataset.listing_sha256(items)
     extra: dict = {"upscaler": transform_id} if transform_id is not None and ratio != 1.0 else {}
+    if network_id is not None:
+        extra["network"] = network_id
     if decode != "full":
         extra["decode"] = decode
     if precision != "float32":

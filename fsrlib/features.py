@@ -63,10 +63,10 @@ from .feature_cache import (
 from .inputs import load_item
 from .paths import cache_dir_or_default, locked
 
-__all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "PixelTransform",
-           "assemble", "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
-           "fill_cache", "load_entry", "lookup_features", "network_inputs", "pending_jobs", "reference_image",
-           "save_entry"]
+__all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "NetworkVariant",
+           "PixelTransform", "assemble", "cache_key", "cache_path", "compute_jobs", "extract_features",
+           "image_features", "key_digest", "fill_cache", "load_entry", "lookup_features", "network_inputs",
+           "pending_jobs", "reference_image", "save_entry"]
 
 
 @runtime_checkable
@@ -81,6 +81,16 @@ class PixelTransform(Protocol):
     def supports(self, ratio: float) -> bool: ...
 
     def __call__(self, image: Image.Image, ratio: float) -> Image.Image: ...
+
+
+@dataclass(frozen=True)
+class NetworkVariant:
+    """A network extraction runs instead of the recipe's backbone: same input (the backbone's preprocessing),
+    same feature size, e.g. a student fine-tuned from it (:mod:`fsrlib.student`). Its ``cache_id`` names the
+    weights and enters the cache key, so its entries never mix with the backbone's or another variant's."""
+
+    cache_id: str
+    module: nn.Module
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,7 @@ class CachePlan:
     paths: dict[float, Path]
     found: dict[float, np.ndarray] = field(default_factory=dict)
     upscaler: PixelTransform | None = None
+    network: NetworkVariant | None = None
 
     @property
     def spec(self) -> BackboneSpec:
@@ -205,7 +216,7 @@ class Job:
 
 def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[float],
                     recipe: FeatureRecipe | None = None, *, cache_dir: str | Path | None = None,
-                    upscaler: PixelTransform | None = None) -> CachePlan:
+                    upscaler: PixelTransform | None = None, network: NetworkVariant | None = None) -> CachePlan:
     """Check the arguments and load every cached entry of ``split`` at ``ratios`` (``recipe``: default
     :class:`FeatureRecipe`); see :class:`CachePlan`."""
     recipe = recipe or FeatureRecipe()
@@ -221,11 +232,11 @@ def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[floa
     spec = get_backbone_spec(recipe.backbone)
     cache = cache_dir_or_default(cache_dir)
     keys = {r: cache_key(dataset, items, spec, r, recipe.degradation, recipe.reference, recipe.store_dtype,
-                         None if upscaler is None else upscaler.cache_id,
+                         None if upscaler is None else upscaler.cache_id, None if network is None else network.cache_id,
                          decode=recipe.decode, precision=recipe.precision) for r in dict.fromkeys(ratios)}
     paths = {r: cache_path(cache, key, split) for r, key in keys.items()}
     found = {r: f for r in keys if (f := load_entry(paths[r], keys[r], spec.dim)) is not None}
-    return CachePlan(dataset, split, items, recipe, keys, paths, found, upscaler)
+    return CachePlan(dataset, split, items, recipe, keys, paths, found, upscaler, network)
 
 
 def pending_jobs(plan: CachePlan, loader: LoaderConfig) -> list[Job]:
@@ -251,7 +262,8 @@ def compute_jobs(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, *, 
     if not jobs:
         return
     device = torch.device(loader.device)
-    model = shared_backbone(plan.recipe.backbone, str(device))
+    model = shared_backbone(plan.recipe.backbone, str(device)) if plan.network is None else \
+        plan.network.module.to(device).eval()
     n_rows = sum(j.stop - j.start for j in jobs)
     bar = tqdm(total=sum((j.stop - j.start) * len(j.ratios) for j in jobs), disable=not progress, unit="img",
                desc=f"{plan.dataset.name}/{plan.split} {plan.recipe.backbone}")
@@ -292,6 +304,7 @@ def extract_features(
     workers: int | None = None,
     on_chunk: Callable[[float, int], None] | None = None,
     upscaler: PixelTransform | None = None,
+    network: NetworkVariant | None = None,
     decode: str = "full",
     precision: str = "float32",
     ratios_on_device: bool | None = None,
@@ -302,26 +315,29 @@ def extract_features(
     still missing from the cache; an interrupted run resumes from its chunks and gives exactly the uninterrupted
     result; a second process asking for the same entries waits for the first and reads what it built.
     ``upscaler`` (a :class:`PixelTransform`, e.g. an ISR model) replaces the bicubic input below full size by its
-    super-resolved version ("ISR then features"). See
+    super-resolved version ("ISR then features"); ``network`` (a :class:`NetworkVariant`, e.g. a student) runs
+    instead of the backbone. See
     :class:`FeatureRecipe` for ``decode``/``precision`` and :class:`LoaderConfig`
     for ``device``, ``batch_size``, ``chunk_size``, ``workers`` and ``ratios_on_device``.
     """
     recipe = FeatureRecipe(backbone, degradation, reference, store_dtype, decode, precision)
     loader = LoaderConfig(device, batch_size, chunk_size, workers, ratios_on_device=ratios_on_device)
     return fill_cache(dataset, split, ratios, recipe, loader, cache_dir=cache_dir, upscaler=upscaler,
-                      progress=progress, on_chunk=on_chunk).features()
+                      network=network, progress=progress, on_chunk=on_chunk).features()
 
 
 def fill_cache(dataset: RetrievalDataset, split: str, ratios: Sequence[float], recipe: FeatureRecipe,
-               loader: LoaderConfig, *, cache_dir: str | Path | None = None, upscaler: PixelTransform | None = None,
-               progress: bool = True, on_chunk: Callable[[float, int], None] | None = None) -> CachePlan:
+               loader: LoaderConfig, *, cache_dir: str | Path | None = None,
+               upscaler: PixelTransform | None = None, network: NetworkVariant | None = None, progress: bool = True,
+               on_chunk: Callable[[float, int], None] | None = None) -> CachePlan:
     """Load what is cached and compute the rest, holding the missing entries' locks (:func:`fsrlib.paths.locked`)
     while they are built: a second process asking for them waits, then reads what the first built. Returns the
     completed plan."""
-    plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
+    plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler, network=network)
     if plan.missing:
         with locked([plan.paths[r] for r in plan.missing], "feature cache entry"):
-            plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler)
+            plan = lookup_features(dataset, split, ratios, recipe, cache_dir=cache_dir, upscaler=upscaler,
+                                   network=network)
             if plan.missing:
                 compute_jobs(plan, pending_jobs(plan, loader), loader, progress=progress, on_chunk=on_chunk)
                 assemble(plan, loader)

@@ -308,7 +308,8 @@ def student(ctx: FoldContext) -> QueryFeatures:
     """The resolution-robust student (:mod:`fsrlib.student`, beyond the paper): Lite0's last blocks fine-tuned on
     the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
     queries go through it, the database keeps the frozen backbone's features."""
-    from .student import student_config, student_query_features, train_student
+    from .features import extract_features
+    from .student import student_config, train_student
 
     cfg = ctx.budget
     if cfg.backbone != "efficientnet_lite0":
@@ -321,8 +322,10 @@ def student(ctx: FoldContext) -> QueryFeatures:
         settings = student_config(cfg.isr_profile, seed=cfg.seed, device=cfg.device, reference=cfg.reference,
                                   degradations=(cfg.degradation,), **({"ratios": ratios} if ratios else {}))
         trained = train_student(train, settings, cache_dir=cfg.cache_dir)
-    feats = student_query_features(trained, ctx.test, cfg.ratios, degradation=cfg.degradation,
-                                   reference=cfg.reference, device=cfg.device, cache_dir=cfg.cache_dir)
+    # the queries through the student (cached under its checkpoint's id); the database keeps the frozen backbone's
+    feats = extract_features(ctx.test, "query", cfg.ratios, network=trained.network(), backbone=cfg.backbone,
+                             degradation=cfg.degradation, reference=cfg.reference, store_dtype="float32",
+                             device=cfg.device, cache_dir=cfg.cache_dir, progress=ctx.progress)
     return ctx.fold_rows({r: l2_normalize(f) for r, f in feats.items()})
 
 

@@ -16,7 +16,8 @@ paper) is a similarity distillation: ``p(x) = softmax(x B^T / tau)`` over the ba
 those photos as its full-size version does; it is what makes the student help
 retrieval (numbers: ``benchmarks/bench_student.py``).
 Database images keep the frozen backbone's features, so only small queries pass
-through the student and nothing is re-indexed.
+through the student and nothing is re-indexed. The queries' features come out of the one extraction path,
+:func:`fsrlib.features.extract_features` with ``network=trained.network()``, cached under the checkpoint's id.
 
 Pairs need only photos (a folder of unlabeled ones is enough: dataset ``photos``): each training photo gives
 ``crops_per_image`` crops, the first the whole photo and the others a random share ``crop_area`` of it (flipped
@@ -35,7 +36,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from .backbones import get_backbone_spec, shared_backbone, split_lite0
 from .datasets import RetrievalDataset
 from .degrade import DEGRADATIONS, check_ratio, degrade
 from .devices import concrete_device
-from .features import cache_key
+from .features import NetworkVariant
 from .imageio import load_image
 from .losses import focal_distances
 from .pairs import FeaturePairs
@@ -320,14 +321,20 @@ def _as_pairs(arrays: dict[str, np.ndarray], image: int) -> StudentPairs:
 @dataclass
 class TrainedStudent:
     """A trained student with what it learned from: ``config``, the exact ``training_images``
-    (``{"dataset", "folder", "path"}`` rows), the loss ``history`` and the seconds spent making pairs / training."""
+    (``{"dataset", "folder", "path"}`` rows), the loss ``history`` and the seconds spent making pairs / training.
+    ``cache_id`` names its checkpoint (config and training photos): its query features are cached under it."""
 
     model: ResolutionStudent
     config: StudentConfig
+    cache_id: str
     training_images: list[dict]
     history: dict = field(default_factory=dict)
     pair_seconds: float = 0.0
     train_seconds: float = 0.0
+
+    def network(self) -> NetworkVariant:
+        """The student as the network :func:`fsrlib.features.extract_features` runs instead of the backbone."""
+        return NetworkVariant(cache_id=f"student-{self.cache_id}", module=self.model)
 
 
 def training_list(train: RetrievalDataset, exclude: Collection[str | Path] = ()) -> list[dict]:
@@ -455,7 +462,7 @@ def train_student(train: RetrievalDataset, config: StudentConfig | None = None, 
     pair_seconds = time.perf_counter() - start
     start = time.perf_counter()
     model, history = fit_student(pairs, cfg, on_step=on_step)
-    result = TrainedStudent(model, cfg, images, history, pair_seconds, time.perf_counter() - start)
+    result = TrainedStudent(model, cfg, _digest(key), images, history, pair_seconds, time.perf_counter() - start)
     save_student(path, key, result)
     return result
 
@@ -485,7 +492,8 @@ def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> Tr
         cfg = StudentConfig(**_tuples(state["config"]))
         model = ResolutionStudent(shared_backbone(cfg.backbone, device), cfg.cache_block, cfg.trainable_blocks)
         model.tail.load_state_dict(state["tail"])
-        return TrainedStudent(model.eval(), replace(cfg, device=device), list(state["training_images"]),
+        return TrainedStudent(model.eval(), replace(cfg, device=device), json_digest(json.loads(state["key"]), 24),
+                              list(state["training_images"]),
                               dict(state["history"]), float(state["pair_seconds"]), float(state["train_seconds"]))
     except Exception as err:  # stale key, a config this version cannot build, wrong shapes
         warnings.warn(f"student checkpoint {path} is unusable ({type(err).__name__}: {err}); rebuilding it",
@@ -495,57 +503,3 @@ def load_student(path: Path, key: dict | None = None, device: str = "cpu") -> Tr
 
 def _tuples(stored: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-
-
-# ---------------------------------------------------------------- extraction
-def prefix_activations(dataset: RetrievalDataset, split: str, ratios: Sequence[float], cache_block: int, *,
-                       degradation: str = "uniform", reference: str = "input", device: str = "cpu",
-                       cache_dir: str | Path | None = None, backbone: str = "efficientnet_lite0",
-                       batch_size: int = 16) -> dict[float, np.ndarray]:
-    """Frozen activations before block ``cache_block`` of a split's images at each ratio,
-    ``{ratio: (N, C, H, W) float32}``, cached like :func:`fsrlib.features.extract_features`."""
-    spec = get_backbone_spec(backbone)
-    items = dataset.split_items(split)
-    if not items:
-        raise ValueError(f"{dataset.name} has no images in split {split!r}")
-    folder = cache_dir_or_default(cache_dir)
-    frozen, out = None, {}
-    for ratio in ratios:
-        key = cache_key(dataset, items, spec, ratio, degradation, reference, "float32")
-        key |= {"kind": "student-prefix", "cache_block": cache_block, "student_format": FORMAT_VERSION}
-        path = folder / "student" / "prefix" / dataset.name / f"{split}-b{cache_block}-{_digest(key)}.npz"
-        arrays = load_arrays(path, key, ("activations",))
-        if arrays is None:
-            frozen = frozen or ResolutionStudent(shared_backbone(backbone, device), cache_block, 0)
-            inputs = [degrade(load_image(dataset.path(it.path), it.bbx, exif_transpose=dataset.exif_transpose),
-                              ratio, degradation=degradation, reference=reference, size=spec.input_size).upsampled
-                      for it in items]
-            with torch.inference_mode():
-                acts = torch.cat([frozen.prefix(spec.to_tensor(inputs[i:i + batch_size]).to(device)).cpu()
-                                  for i in range(0, len(inputs), batch_size)])
-            arrays = {"activations": acts.numpy()}
-            save_arrays(path, arrays, key)
-        out[ratio] = arrays["activations"]
-    return out
-
-
-def student_query_features(student: ResolutionStudent | TrainedStudent, dataset: RetrievalDataset,
-                           ratios: Sequence[float], *, degradation: str = "uniform", reference: str = "input",
-                           device: str = "cpu", cache_dir: str | Path | None = None,
-                           batch_size: int = 64) -> dict[float, np.ndarray]:
-    """Query features of ``dataset`` at each ratio through the student, ``{ratio: (Q, D) float32}``.
-
-    The degraded query goes through the frozen prefix (cached) and the fine-tuned tail; the database keeps
-    the frozen backbone's features (:func:`fsrlib.features.extract_features`), as only queries are small.
-    """
-    model = student.model if isinstance(student, TrainedStudent) else student
-    model = model.to(device).eval()
-    acts = prefix_activations(dataset, "query", ratios, model.cache_block, degradation=degradation,
-                              reference=reference, device=device, cache_dir=cache_dir)
-    out = {}
-    with torch.inference_mode():
-        for ratio, a in acts.items():
-            x = torch.from_numpy(a)
-            out[ratio] = torch.cat([model.from_cached(x[i:i + batch_size].to(device)).float().cpu()
-                                    for i in range(0, len(x), batch_size)]).numpy()
-    return out

@@ -180,7 +180,8 @@ def test_training_is_reproducible_for_a_seed(pairs):
 
 def test_zero_steps_gives_the_frozen_query_features(photos, cache):
     untrained = st.train_student(photos, TINY, cache_dir=cache)
-    mine = st.student_query_features(untrained, photos, (1.0, *RATIOS), cache_dir=cache)
+    mine = extract_features(photos, "query", (1.0, *RATIOS), network=untrained.network(), store_dtype="float32",
+                            cache_dir=cache, progress=False)
     frozen = extract_features(photos, "query", (1.0, *RATIOS), store_dtype="float32", cache_dir=cache,
                               progress=False)
     for ratio in (1.0, *RATIOS):
