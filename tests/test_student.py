@@ -241,14 +241,16 @@ def test_group_disjoint_training_lists_never_hold_a_test_group(tmp_path):
                              exclude=[holidays.path(p) for p in holidays.images])
 
 
-@pytest.mark.parametrize("changes", [{"trainable_blocks": 6}, {"cache_block": 0}, {"ratios": (1.0, 0.25)},
-                                     {"degradations": ("nearest",)}, {"crop_area": (0.5, 1.5)},
-                                     {"crop_area": (0.8, 0.5)}, {"crop_area": (0.5,)}, {"schedule": "step"},
-                                     {"passes": -1.0}, {"passes": float("nan")}, {"steps": -1},
-                                     {"backbone": "vgg16_fc7"}])
-def test_bad_settings_are_refused_with_a_reason(changes):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("changes, reason", [
+    ({"trainable_blocks": 6}, "trainable_blocks=6"), ({"cache_block": 0}, "cache_block=0"),
+    ({"ratios": (1.0, 0.25)}, "below 1"), ({"degradations": ("nearest",)}, "nearest"),
+    ({"crop_area": (0.5, 1.5)}, r"got \(0.5, 1.5\)"), ({"crop_area": (0.8, 0.5)}, r"got \(0.8, 0.5\)"),
+    ({"crop_area": (0.5,)}, r"got \(0.5,\)"), ({"schedule": "step"}, "'step'"), ({"passes": -1.0}, "passes=-1.0"),
+    ({"passes": float("nan")}, "passes=nan"), ({"steps": -1}, "steps=-1"), ({"backbone": "vgg16_fc7"}, "vgg16_fc7")])
+def test_bad_settings_are_refused_with_a_reason(changes, reason):
+    with pytest.raises(ValueError, match=reason):  # the message names the setting and the value refused
         st.check_config(replace(st.StudentConfig(), **changes))
+    st.check_config(st.StudentConfig())  # the defaults pass
 
 
 def test_profiles():
