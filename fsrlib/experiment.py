@@ -44,7 +44,8 @@ class ExperimentConfig(MethodBudget):
     data_dir: str | None = None
     methods: tuple[str, ...] = ("raw",)
     kappas: tuple[int, ...] = (1, 5, 10)
-    #: evaluation protocol (:mod:`fsrlib.protocols`): "paper", "group_disjoint" or "cross_dataset"
+    #: training protocol (:mod:`fsrlib.protocols`, what a trained method may see): "paper", "group_disjoint",
+    #: "cross_dataset"
     protocol: str = "paper"
     folds: int = 3
     fold_seed: int = 0
@@ -359,7 +360,7 @@ def score_queries(enhanced: np.ndarray, hr: np.ndarray, db: np.ndarray, ds: Retr
     distance = np.linalg.norm(enhanced - hr, axis=1)
     row = {"distance": float(distance.mean()), "mAP": m_ap}
     row.update({f"mP@{k}": v for k, v in mpr.items()})
-    if ds.protocol == "revisited":
+    if ds.scoring == "revisited":
         settings = compute_map_revisited(ranks, ds.gnd, kappas)
         row.update({"mAP easy": settings["easy"]["mAP"], "mAP hard": settings["hard"]["mAP"]})
     return QueryScores(ap=aps, distance=distance, row=row)

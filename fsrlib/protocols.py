@@ -65,7 +65,7 @@ def image_group(dataset: RetrievalDataset, image: str) -> str:
     that saw one has seen the other's scene.
     """
     stem = Path(image).stem
-    if dataset.protocol == "holidays":
+    if dataset.scoring == "holidays":
         match = _HOLIDAYS_GROUP.match(stem)
         if match:
             return match.group(1)

@@ -33,7 +33,7 @@ def test_holidays_groups_queries_and_self_junk(tmp_path):
     assert any(m.startswith("1 Holidays query has no other photo") and m.endswith("mAP (a query without positives "
                                                                                   "has no AP): jpg/100200.jpg.")
                for m in messages)
-    assert ds.protocol == "holidays" and ds.exif_transpose
+    assert ds.scoring == "holidays" and ds.exif_transpose
     assert [Path(q).stem for q in ds.queries] == ["100000", "100100", "100200"]
     assert len(ds.images) == 6  # queries stay in the database...
     assert ds.gnd[0]["ok"] == [1, 2] and ds.gnd[0]["junk"] == [0]  # ...as junk in their own ranking
@@ -136,7 +136,7 @@ def test_revisited_oxford_layout(tmp_path):
     revisited_tree(tmp_path)
     with pytest.warns(UserWarning, match="4 of 5 database images, 1 of 2 queries"):
         ds = load_dataset("roxford5k", tmp_path)
-    assert ds.protocol == "revisited"
+    assert ds.scoring == "revisited"
     assert ds.queries == ("oxbuild_images/q_000009.jpg",) and ds.queries[0] not in ds.images
     g = ds.gnd[0]
     assert (g["easy"], g["hard"], g["junk"]) == ([0], [2], [3])  # index 4 was the missing image

@@ -19,7 +19,7 @@ def holidays_like(root: Path, groups: int = 7, per_group: int = 3) -> RetrievalD
     gnd = [{"ok": [j for j, p in enumerate(images) if p[4:8] == q[4:8] and p != q], "junk": [images.index(q)]}
            for q in queries]
     return RetrievalDataset(name="holidays", root=root, images=tuple(images), queries=tuple(queries), gnd=tuple(gnd),
-                            protocol="holidays")
+                            scoring="holidays")
 
 
 def test_groups_of_holidays_and_paris_layouts(tmp_path):

@@ -1,4 +1,4 @@
-"""Each benchmark's evaluation protocol, checked against hand-worked rankings and against reference
+"""Each benchmark's scoring (RetrievalDataset.scoring), checked against hand-worked rankings and against reference
 implementations written here from the benchmarks' own definitions (comments say which)."""
 import numpy as np
 import pytest

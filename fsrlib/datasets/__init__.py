@@ -1,7 +1,7 @@
 """Benchmarks as data: every loader returns a :class:`RetrievalDataset`.
 
-Names: ``mini`` (embedded), ``oxford5k``, ``paris6k`` (original protocol),
-``roxford5k``, ``rparis6k`` (revisited protocol over the same images),
+Names: ``mini`` (embedded), ``oxford5k``, ``paris6k`` (original scoring),
+``roxford5k``, ``rparis6k`` (revisited scoring of the same images),
 ``holidays``, ``holidays_rotated``, and ``photos`` (a folder of unlabeled photos: a training split only); append ``+flickr100k`` or ``+revisitop1m`` to
 add distractors to the database (``"oxford5k+flickr100k"``).
 """

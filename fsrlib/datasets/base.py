@@ -46,7 +46,7 @@ class RetrievalDataset:
     version: str = ""
     #: how the benchmark is scored: "oxford" (ok/junk, Oxford's compute_ap), "revisited" (Easy/Medium/Hard
     #: from easy/hard/junk; "ok"/"junk" hold Medium) or "holidays" (the query itself is junk).
-    protocol: str = "oxford"
+    scoring: str = "oxford"
 
     def __post_init__(self) -> None:
         if len(self.queries) != len(self.gnd):

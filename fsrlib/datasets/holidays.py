@@ -60,7 +60,7 @@ def load_holidays(root: str | Path, release: str = "original") -> RetrievalDatas
     notes.append("Holidays has no training split; train on another dataset (train_dataset=...).")
     return RetrievalDataset(name="holidays" if release == "original" else "holidays_rotated", root=root,
                             images=images, queries=tuple(queries), gnd=tuple(gnd), train=(),
-                            exif_transpose=True, notes=tuple(notes), protocol="holidays")
+                            exif_transpose=True, notes=tuple(notes), scoring="holidays")
 
 
 def holidays_ground_truth(stems: list[str], images: tuple[str, ...]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""Oxford5k / Paris6k in their original protocol (Philbin et al. 2007, 2008).
+"""Oxford5k / Paris6k scored as originally published (Philbin et al. 2007, 2008).
 
 Ground truth files ``<query>_{query,good,ok,junk}.txt``: the query file holds
 ``<image> x1 y1 x2 y2`` (corners, not width/height); positives are good + ok,

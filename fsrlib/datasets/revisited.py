@@ -135,4 +135,4 @@ def load_revisited(name: str, root: str | Path) -> RetrievalDataset:
     query_set = set(queries)
     return RetrievalDataset(name=name, root=root, images=images, queries=tuple(queries), gnd=tuple(gnd),
                             train=tuple(p for p in images if p not in query_set), notes=tuple(notes),
-                            protocol="revisited")
+                            scoring="revisited")
