@@ -309,7 +309,7 @@ def student(ctx: FoldContext) -> QueryFeatures:
     the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
     queries go through it, the database keeps the frozen backbone's features."""
     from .features import extract_features
-    from .student import student_config, train_student
+    from .student import student_config, train_student, training_ratios
 
     cfg = ctx.budget
     if cfg.backbone != "efficientnet_lite0":
@@ -317,10 +317,10 @@ def student(ctx: FoldContext) -> QueryFeatures:
                          "has no student yet")
     train = with_unlabeled_photos(ctx.test, ctx.train, cfg.unlabeled_photos)
     with deterministic():
-        # trained on the experiment's ratios, degradation and reference: the queries it will see (issue 27)
-        ratios = tuple(r for r in cfg.ratios if r < 1.0)
-        settings = student_config(cfg.isr_profile, seed=cfg.seed, device=cfg.device, reference=cfg.reference,
-                                  degradations=(cfg.degradation,), **({"ratios": ratios} if ratios else {}))
+        # the experiment's degradation and reference; the recipe's ratios plus any scored ratio beyond them
+        recipe = student_config(cfg.isr_profile, seed=cfg.seed, device=cfg.device)
+        settings = replace(recipe, reference=cfg.reference, degradations=(cfg.degradation,),
+                           ratios=training_ratios(recipe.ratios, cfg.ratios))
         trained = train_student(train, settings, cache_dir=cfg.cache_dir)
     # the queries through the student (cached under its checkpoint's id); the database keeps the frozen backbone's
     feats = extract_features(ctx.test, "query", cfg.ratios, network=trained.network(), backbone=cfg.backbone,

@@ -36,7 +36,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -68,6 +68,16 @@ PAIR_FIELDS = ("backbone", "cache_block", "ratios_per_crop", "crop_area", "flip"
 #: The ratios the student trains on by default: the paper's mildest and the three smallest of Sec. 4.1's seven.
 STUDENT_RATIOS: tuple[float, ...] = (1 / 4, 1 / 16, 1 / 36, 1 / 64)
 SCHEDULES: tuple[str, ...] = ("onecycle", "cosine")
+
+
+def training_ratios(recipe: Sequence[float], scored: Sequence[float]) -> tuple[float, ...]:
+    """The ratios a student trains on when it will be scored at ``scored``: the recipe's own (it generalises to
+    the ratios between them: measured better than raw at all seven of the paper's ratios when trained on four),
+    plus every scored ratio beyond the recipe's range (a student must have seen the extremes it is scored at).
+    Largest first; full size (1) is never a training ratio."""
+    low, high = min(recipe), max(recipe)
+    extra = [r for r in scored if r < 1.0 and not low <= r <= high]
+    return tuple(sorted(set(recipe) | set(extra), reverse=True))
 
 
 @dataclass

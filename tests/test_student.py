@@ -302,13 +302,19 @@ def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_ref
         raise Stop
 
     monkeypatch.setattr(st, "train_student", capture)
-    budget = MethodBudget(ratios=(1.0, 1 / 9, 1 / 49), degradation="antialias", reference="original",
+    budget = MethodBudget(ratios=(1.0, 1 / 9, 1 / 100), degradation="antialias", reference="original",
                           unlabeled_photos=None)
     with pytest.raises(Stop):
         get_method("student").run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),
                                               queries={}, budget=budget))
     (cfg,) = seen
-    assert cfg.ratios == (1 / 9, 1 / 49) and cfg.degradations == ("antialias",) and cfg.reference == "original"
+    # the recipe's ratios (1/9 lies between them) plus 1/100, beyond them; the experiment's degradation and reference
+    assert cfg.ratios == (*st.STUDENT_RATIOS, 1 / 100) and cfg.degradations == ("antialias",)
+    assert cfg.reference == "original"
+    # under the paper's seven ratios the student trains on exactly the recipe's four (what bench_student measured)
+    assert st.training_ratios(st.STUDENT_RATIOS, (1.0, 1 / 4, 1 / 9, 1 / 16, 1 / 25, 1 / 36, 1 / 49, 1 / 64)) == \
+        st.STUDENT_RATIOS
+    assert st.training_ratios((1 / 16,), (1 / 4, 1 / 16, 1 / 64)) == (1 / 4, 1 / 16, 1 / 64)
 
 
 def _photo_folder(folder: Path, count: int) -> Path:
