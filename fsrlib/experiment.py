@@ -26,7 +26,7 @@ from .degrade import DEGRADATIONS, REFERENCES, check_ratios, ratio_label
 from .devices import resolve_device
 from .features import extract_features
 from .isr_train import ISR_PROFILES
-from .methods import METHODS, FoldContext, MethodBudget, get_method
+from .methods import METHODS, FoldContext, MethodSettings, get_method
 from .paths import atomic_path
 from .progress import shown
 from .protocols import PROTOCOLS, Fold, make_folds
@@ -35,9 +35,9 @@ from .train import PAPER_GENERATOR_STEPS
 
 
 @dataclass
-class ExperimentConfig(MethodBudget):
+class ExperimentConfig(MethodSettings):
     """Everything that defines one run of the core experiment (paper values as defaults): the budget every method
-    reads (:class:`fsrlib.methods.MethodBudget`: epochs, critic updates, seed, device, cache, backbone, ratios,
+    reads (:class:`fsrlib.methods.MethodSettings`: epochs, critic updates, seed, device, cache, backbone, ratios,
     degradation) and what only the experiment reads, below."""
 
     dataset: str = "mini"
@@ -69,9 +69,9 @@ class ExperimentConfig(MethodBudget):
         if problems:
             raise ValueError("\n  ".join(["invalid ExperimentConfig (nothing was run):", *problems]))
 
-    def budget(self) -> MethodBudget:
-        """The part of this config a registered method reads, as a :class:`fsrlib.methods.MethodBudget` of its own."""
-        return MethodBudget(**{f.name: getattr(self, f.name) for f in fields(MethodBudget)})
+    def method_settings(self) -> MethodSettings:
+        """The part of this config a registered method reads, as a :class:`fsrlib.methods.MethodSettings` of its own."""
+        return MethodSettings(**{f.name: getattr(self, f.name) for f in fields(MethodSettings)})
 
 
 #: Training budgets of the GANs, counted in generator steps where it matters. "paper": as long as Sec. 3.3 trains,
@@ -302,15 +302,15 @@ def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, fold
 
     ISR methods give rows only at the ratios their models were trained for (SRCNN: 1/4, 1/9, 1/16).
     """
-    method, budget = get_method(name), cfg.budget()
+    method, settings = get_method(name), cfg.method_settings()
     if not method.trained:
         return method.run(FoldContext(test=ds, train=None, query_index=np.arange(len(ds.queries)), queries=queries,
-                                      budget=budget, progress=progress))
+                                      settings=settings, progress=progress))
     out: dict[float, np.ndarray] = {}
     for fold in folds:
         index = np.asarray(fold.query_index, dtype=np.int64)
         ctx = FoldContext(test=ds, train=fold.train, query_index=index,
-                          queries={r: q[index] for r, q in queries.items()}, budget=budget, progress=progress,
+                          queries={r: q[index] for r, q in queries.items()}, settings=settings, progress=progress,
                           extract_training=lambda fold=fold: training_features(fold.train, ds, cfg, progress))
         for r, feats in method.run(ctx).items():
             out.setdefault(r, np.full_like(queries[r], np.nan))[index] = feats

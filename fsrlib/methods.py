@@ -2,9 +2,9 @@
 
 Every method is one function ``(FoldContext) -> {ratio: (Q, D) query features}`` registered with
 :func:`register_method`, which records what the experiment, the CLI and the figures need to know of it
-(trained or not, what it works on, its colour and legend label, which :class:`MethodBudget` fields it reads).
+(trained or not, what it works on, its colour and legend label, which :class:`MethodSettings` fields it reads).
 The experiment hands it one fold at a time (:class:`FoldContext`: the fold's training photos and their features,
-its queries' raw features, the budget); an untrained method gets every query in one context.
+its queries' raw features, the settings); an untrained method gets every query in one context.
 
 | name | input | what |
 |---|---|---|
@@ -54,10 +54,10 @@ QueryFeatures = dict[float, np.ndarray]
 
 
 @dataclass
-class MethodBudget:
+class MethodSettings:
     """What a registered method may read of a run: its training budget, where it runs, and the degradation.
 
-    :class:`fsrlib.experiment.ExperimentConfig` extends it, and its ``budget()`` hands a method only these
+    :class:`fsrlib.experiment.ExperimentConfig` extends it, and its ``method_settings()`` hands a method only these
     fields, so methods depend on this small record and not on the experiment (which imports the registry).
     """
 
@@ -91,14 +91,14 @@ class FoldContext:
     ``queries`` holds the raw (bicubic) L2-normalised features of this fold's queries, ``{ratio: (Q, D)}`` with
     ratio 1.0 among them; ``query_index`` says which of ``test``'s queries they are. ``train`` is the fold's
     training collection (``None`` for an untrained method, which gets every query in one context), and
-    :meth:`training_features` its features at ratio 1 and every ratio of the budget, extracted on first use.
+    :meth:`training_features` its features at ratio 1 and every ratio of the settings, extracted on first use.
     """
 
     test: RetrievalDataset
     train: RetrievalDataset | None
     query_index: np.ndarray
     queries: Features
-    budget: MethodBudget
+    settings: MethodSettings
     progress: bool = False
     extract_training: Callable[[], Features] | None = None
 
@@ -109,8 +109,8 @@ class FoldContext:
         return self.extract_training()
 
     def map_queries(self, enhance: Enhancer) -> QueryFeatures:
-        """``enhance`` applied to the raw query features at every ratio of the budget."""
-        return {r: enhance(self.queries[r]) for r in self.budget.ratios}
+        """``enhance`` applied to the raw query features at every ratio of the settings."""
+        return {r: enhance(self.queries[r]) for r in self.settings.ratios}
 
     def fold_rows(self, features: QueryFeatures) -> QueryFeatures:
         """This fold's rows of features extracted for *every* query of ``test`` (what a pixel method computes)."""
@@ -142,11 +142,11 @@ def register_method(name: str, *, summary: str, trained: bool = True, input: Lit
     ``trained``: whether it learns from the fold (an untrained one runs once, for every query and only the first
     seed); ``input``: "features" (maps the raw query feature) or "pixels" (makes the query feature again from its
     pixels); ``color``/``label``: its line in every figure (a palette colour and its name when not given);
-    ``reads``: the :class:`MethodBudget` fields it depends on (checked to exist). Registering a name twice
+    ``reads``: the :class:`MethodSettings` fields it depends on (checked to exist). Registering a name twice
     replaces the method (that is how a reader overrides one); the function is returned unchanged."""
-    known = {f.name for f in fields(MethodBudget)}
+    known = {f.name for f in fields(MethodSettings)}
     if not set(reads) <= known:
-        raise ValueError(f"method {name!r} reads {sorted(set(reads) - known)}, which MethodBudget does not have; "
+        raise ValueError(f"method {name!r} reads {sorted(set(reads) - known)}, which MethodSettings does not have; "
                          f"it has {sorted(known)}")
     if input not in ("features", "pixels"):
         raise ValueError(f"input must be 'features' or 'pixels', got {input!r}")
@@ -183,7 +183,7 @@ PIXELS = ("isr_profile", "backbone", "ratios", "degradation", "reference", "seed
 @register_method("raw", trained=False, label="raw LR feature (bicubic)", color="#8c8c8c",
                  summary="the bicubic LR feature, unchanged")
 def raw(ctx: FoldContext) -> QueryFeatures:
-    return {r: ctx.queries[r] for r in ctx.budget.ratios}
+    return {r: ctx.queries[r] for r in ctx.settings.ratios}
 
 
 register_method("bicubic", trained=False, color="#8c8c8c",
@@ -194,19 +194,19 @@ register_method("bicubic", trained=False, color="#8c8c8c",
                  summary="closed-form ridge on the residual, penalty picked on held-out training images")
 def ridge(ctx: FoldContext) -> QueryFeatures:
     with deterministic():
-        model = train_ridge(ctx.training_features(), RidgeConfig(seed=ctx.budget.seed))
+        model = train_ridge(ctx.training_features(), RidgeConfig(seed=ctx.settings.seed))
     return ctx.map_queries(model)
 
 
 @register_method("mlp", color="#17becf", reads=("epochs", "seed", "device"), summary="one-hidden-layer MLP, MSE")
 def mlp(ctx: FoldContext) -> QueryFeatures:
-    cfg = ctx.budget
+    cfg = ctx.settings
     with deterministic():
         model = train_mlp(ctx.training_features(), MLPConfig(seed=cfg.seed, device=cfg.device, epochs=cfg.epochs))
     return ctx.map_queries(torch_enhancer(model, cfg.device))
 
 
-def train_config(cfg: MethodBudget, **changes) -> TrainConfig:
+def train_config(cfg: MethodSettings, **changes) -> TrainConfig:
     """The experiment's training settings (epochs or steps, critic iterations, seed, device) plus ``changes``."""
     base = TrainConfig(epochs=cfg.epochs, steps=cfg.steps, critic_iters=cfg.critic_iters, seed=cfg.seed,
                        device=cfg.device)
@@ -223,7 +223,7 @@ GENERATORS: dict[str, dict] = {
 }
 
 
-def generator_config(name: str, cfg: MethodBudget) -> TrainConfig:
+def generator_config(name: str, cfg: MethodSettings) -> TrainConfig:
     """The :class:`~fsrlib.train.TrainConfig` that registered generator method ``name`` trains with under ``cfg``
     (what a chapter passes to :func:`fsrlib.train.train_cached` to look at the training itself)."""
     if name not in GENERATORS:
@@ -231,7 +231,7 @@ def generator_config(name: str, cfg: MethodBudget) -> TrainConfig:
     return train_config(cfg, **GENERATORS[name])
 
 
-def trained_generator(name: str, train: Features, cfg: MethodBudget) -> Enhancer:
+def trained_generator(name: str, train: Features, cfg: MethodSettings) -> Enhancer:
     """Generator method ``name`` trained (or read from the cache) on ``train`` under ``cfg``, as an enhancer."""
     config = generator_config(name, cfg)
     with deterministic():
@@ -243,7 +243,7 @@ def register_generator(name: str, changes: Mapping, *, summary: str, color: str 
     """A generator variant as a method: its :class:`~fsrlib.train.TrainConfig` changes on top of the budget's."""
     GENERATORS[name] = dict(changes)
     register_method(name, color=color, reads=TRAINING, summary=summary)(
-        lambda ctx: ctx.map_queries(trained_generator(name, ctx.training_features(), ctx.budget)))
+        lambda ctx: ctx.map_queries(trained_generator(name, ctx.training_features(), ctx.settings)))
 
 
 for _name, _color, _summary in (
@@ -262,7 +262,7 @@ def isr_method(model: str) -> Callable[[FoldContext], QueryFeatures]:
         from .features import extract_features
         from .isr_train import trained_upscaler
 
-        cfg = ctx.budget
+        cfg = ctx.settings
         with deterministic():
             upscaler = trained_upscaler(ctx.train, model, cfg.isr_profile, degradation=cfg.degradation,
                                         reference=cfg.reference, seed=cfg.seed, device=cfg.device,
@@ -284,7 +284,7 @@ register_method("vdsr", input="pixels", color="#bcbd22", reads=PIXELS,
                 summary="VDSR super-resolves the query, then features")(isr_method("vdsr"))
 
 def with_unlabeled_photos(ds: RetrievalDataset, train: RetrievalDataset, source: str | None) -> RetrievalDataset:
-    """``train``'s photos plus the unlabeled ``source`` (see :attr:`MethodBudget.unlabeled_photos`), refusing any
+    """``train``'s photos plus the unlabeled ``source`` (see :attr:`MethodSettings.unlabeled_photos`), refusing any
     copy of one of ``ds``'s images among them (a test photo must never be trained on)."""
     from .datasets import load_dataset, locate
     from .protocols import cross_dataset_folds, pooled_training_set
@@ -311,7 +311,7 @@ def student(ctx: FoldContext) -> QueryFeatures:
     from .features import extract_features
     from .student import student_config, train_student, training_ratios
 
-    cfg = ctx.budget
+    cfg = ctx.settings
     if cfg.backbone != "efficientnet_lite0":
         raise ValueError(f"the student fine-tunes efficientnet_lite0's last blocks; backbone {cfg.backbone!r} "
                          "has no student yet")

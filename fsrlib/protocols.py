@@ -46,6 +46,11 @@ class Fold:
     query_index: tuple[int, ...]
     train: RetrievalDataset
 
+    @property
+    def train_images(self) -> tuple[str, ...]:
+        """The paths of the images this fold trains on (its training set's ``train`` split)."""
+        return self.train.train
+
     def describe(self) -> str:
         return f"{self.name}: {len(self.query_index)} test queries, trained on {training_label(self.train)}"
 
@@ -227,7 +232,7 @@ def seen_groups(dataset: RetrievalDataset, fold: Fold) -> set[str]:
     """Groups of the test dataset whose images are in the fold's training set (for leak checks)."""
     root = dataset.root.resolve()
     seen = set()
-    for p in fold.train.train:
+    for p in fold.train_images:
         path = fold.train.path(p).resolve()
         if path.is_relative_to(root):
             seen.add(image_group(dataset, path.relative_to(root).as_posix()))
@@ -241,12 +246,12 @@ def subsample_groups(fold: Fold, dataset: RetrievalDataset, fraction: float, see
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    groups = sorted({image_group(dataset, p) for p in fold.train.train})
+    groups = sorted({image_group(dataset, p) for p in fold.train_images})
     keep_n = max(1, round(fraction * len(groups)))
     if keep_n == len(groups):
         return fold  # the whole training set: the same model as the fold's own (and the same cache entry)
     keep = set(np.random.default_rng(seed).permutation(groups)[:keep_n].tolist())
-    train = tuple(p for p in fold.train.train if image_group(dataset, p) in keep)
+    train = tuple(p for p in fold.train_images if image_group(dataset, p) in keep)
     name = f"{fold.train.name}-{keep_n}of{len(groups)}groups-seed{seed}"
     return Fold(f"{fold.name}, {keep_n} of {len(groups)} groups", fold.query_index,
                 replace(fold.train, name=name, train=train))

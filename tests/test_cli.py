@@ -303,11 +303,11 @@ def test_configs_store_the_device_auto_stands_for():
     from fsrlib.experiment import ExperimentConfig
     from fsrlib.features import LoaderConfig
     from fsrlib.isr_train import ISRTrainConfig
-    from fsrlib.methods import MethodBudget
+    from fsrlib.methods import MethodSettings
     from fsrlib.student import StudentConfig
     from fsrlib.train import TrainConfig
     here = resolve_device("auto")
-    for config in (MLPConfig, ExperimentConfig, LoaderConfig, ISRTrainConfig, MethodBudget, StudentConfig,
+    for config in (MLPConfig, ExperimentConfig, LoaderConfig, ISRTrainConfig, MethodSettings, StudentConfig,
                    TrainConfig):
         assert config(device="auto").device == here, config.__name__
     with pytest.raises(ValueError, match="device='gpu'.*not a device name"):

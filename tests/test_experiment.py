@@ -102,16 +102,16 @@ def test_methods_read_a_budget_not_the_experiment():
     import sys
     from dataclasses import fields
 
-    from fsrlib.methods import MethodBudget
+    from fsrlib.methods import MethodSettings
 
     code = "import sys, fsrlib.methods; print('fsrlib.experiment' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
     cfg = ExperimentConfig(epochs=3, critic_iters=1, seed=7, isr_profile="paper", degradation="antialias")
-    budget = cfg.budget()
-    assert budget == MethodBudget(epochs=3, critic_iters=1, seed=7, isr_profile="paper", degradation="antialias")
-    assert all(getattr(budget, f.name) == getattr(cfg, f.name) for f in fields(MethodBudget))
-    assert ExperimentConfig().budget() == MethodBudget()  # the same paper defaults on both sides
+    budget = cfg.method_settings()
+    assert budget == MethodSettings(epochs=3, critic_iters=1, seed=7, isr_profile="paper", degradation="antialias")
+    assert all(getattr(budget, f.name) == getattr(cfg, f.name) for f in fields(MethodSettings))
+    assert ExperimentConfig().method_settings() == MethodSettings()  # the same paper defaults on both sides
 
 
 def test_generator_config_is_what_the_registry_trains():
@@ -119,7 +119,7 @@ def test_generator_config_is_what_the_registry_trains():
     from fsrlib.models import GeneratorConfig
     from fsrlib.train import TrainConfig
 
-    budget = ExperimentConfig(epochs=20, critic_iters=2, seed=1).budget()
+    budget = ExperimentConfig(epochs=20, critic_iters=2, seed=1).method_settings()
     assert generator_config("fsrgan", budget) == TrainConfig(loss="gan", r=2.0, epochs=20, critic_iters=2, seed=1)
     residual = generator_config("fsrgan_residual", budget)
     assert residual.generator == GeneratorConfig(residual=True) and residual.r == 2.0

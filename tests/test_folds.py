@@ -41,7 +41,7 @@ def test_group_disjoint_folds_cover_every_query_once_and_never_leak(tmp_path, k)
     for fold in folds:
         test_groups = {groups[q] for q in fold.query_index}
         assert not seen_groups(ds, fold) & test_groups  # no training image shows a test group
-        assert {image_group(ds, p) for p in fold.train.train} == set(groups) - test_groups
+        assert {image_group(ds, p) for p in fold.train_images} == set(groups) - test_groups
     sizes = [len(f.query_index) for f in folds]
     assert max(sizes) - min(sizes) <= 1
 
@@ -54,8 +54,8 @@ def test_group_disjoint_rejects_impossible_k(tmp_path):
 def test_paper_protocol_trains_on_non_query_images_and_sees_query_scenes(tmp_path):
     ds = holidays_like(tmp_path)
     (fold,) = paper_folds(ds)
-    assert not set(fold.train.train) & set(ds.queries)
-    assert len(fold.train.train) == len(ds.images) - len(ds.queries)
+    assert not set(fold.train_images) & set(ds.queries)
+    assert len(fold.train_images) == len(ds.images) - len(ds.queries)
     assert seen_groups(ds, fold) == set(query_groups(ds))  # the honest label: it has seen every query's scene
 
 
@@ -67,8 +67,8 @@ def test_cross_dataset_keys_training_by_folder_and_refuses_the_test_folder(tmp_p
         cross_dataset_folds(test, [same_folder])
     other = holidays_like(tmp_path / "b")
     (fold,) = cross_dataset_folds(test, [other, holidays_like(tmp_path / "c")])
-    assert all(Path(p).is_absolute() for p in fold.train.train)
-    assert {str(Path(p).parent.parent.name) for p in fold.train.train} == {"b", "c"}
+    assert all(Path(p).is_absolute() for p in fold.train_images)
+    assert {str(Path(p).parent.parent.name) for p in fold.train_images} == {"b", "c"}
     assert not seen_groups(test, fold)
 
 
@@ -112,7 +112,7 @@ def test_cross_dataset_refuses_a_byte_copy_of_the_test_images_under_any_name(tmp
     test = with_files(holidays_like(tmp_path / "test"))
     other = with_files(holidays_like(tmp_path / "other"), seed=1)
     (fold,) = cross_dataset_folds(test, [other])  # different bytes: accepted
-    assert len(fold.train.train) == 14
+    assert len(fold.train_images) == 14
     renamed = holidays_like(tmp_path / "renamed", groups=2)
     for i, rel in enumerate(renamed.images):  # the test collection's database images under other names
         renamed.path(rel).parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 
 from fsrlib import methods
 from fsrlib.experiment import ExperimentConfig, run
-from fsrlib.methods import METHODS, FoldContext, MethodBudget, get_method, register_method
+from fsrlib.methods import METHODS, FoldContext, MethodSettings, get_method, register_method
 from fsrlib.plotting import method_colors, method_label
 
 
@@ -25,7 +25,7 @@ def registry():
 def test_every_method_has_one_entry_with_what_its_readers_need():
     assert set(METHODS) == {"raw", "bicubic", "ridge", "mlp", "cnn_baseline", "gan_distance", "fsrgan", "fsrgan_r3",
                             "fsrgan_residual", "srcnn", "vdsr", "student"}
-    budget_fields = {f.name for f in fields(MethodBudget)}
+    budget_fields = {f.name for f in fields(MethodSettings)}
     for name, method in METHODS.items():
         assert method.name == name and method.label and method.summary
         assert set(method.reads) <= budget_fields, name
@@ -43,7 +43,7 @@ def test_every_method_has_one_entry_with_what_its_readers_need():
 def test_an_unknown_name_or_field_is_refused_with_what_exists(registry):
     with pytest.raises(KeyError, match="known methods: bicubic, cnn_baseline"):
         get_method("magic")
-    with pytest.raises(ValueError, match="'epoch'.*MethodBudget does not have"):
+    with pytest.raises(ValueError, match="'epoch'.*MethodSettings does not have"):
         register_method("typo", summary="reads a field that does not exist", reads=("epoch",))
     with pytest.raises(ValueError, match="input must be"):
         register_method("odd", summary="works on neither", input="audio")
@@ -53,7 +53,7 @@ def test_an_unknown_name_or_field_is_refused_with_what_exists(registry):
 def test_an_untrained_method_has_no_training_set_to_ask_for():
     queries = {1.0: np.eye(3, dtype=np.float32), 0.25: np.ones((3, 3), dtype=np.float32)}
     ctx = FoldContext(test=None, train=None, query_index=np.arange(3), queries=queries,
-                      budget=MethodBudget(ratios=(1.0, 0.25)))
+                      settings=MethodSettings(ratios=(1.0, 0.25)))
     out = get_method("raw").run(ctx)
     assert set(out) == {1.0, 0.25} and out[0.25] is queries[0.25]
     with pytest.raises(ValueError, match="no training features"):
@@ -97,11 +97,11 @@ def test_the_isr_methods_train_on_the_experiments_degradation_and_reference(monk
         raise Stop
 
     monkeypatch.setattr(isr_train, "trained_upscaler", capture)
-    budget = MethodBudget(ratios=(1.0, 1 / 9), degradation="antialias", reference="original", isr_profile="paper",
+    budget = MethodSettings(ratios=(1.0, 1 / 9), degradation="antialias", reference="original", isr_profile="paper",
                           seed=4)
     with pytest.raises(Stop):
         get_method(name).run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),
-                                         queries={}, budget=budget))
+                                         queries={}, settings=budget))
     ((model, profile, kwargs),) = seen
     assert (model, profile) == (name, "paper")
     assert kwargs["degradation"] == "antialias" and kwargs["reference"] == "original" and kwargs["seed"] == 4

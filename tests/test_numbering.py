@@ -23,10 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: (tables included) in a figure of the same name, so a cell that displays a table beside its plot must first be
 #: split in two. Each entry must still be such a cell: once it is split, the test below asks to drop it from here and
 #: to give the plot cell its figure metadata.
-NOT_YET_FIGURES = {
-    ("book/paper_length", "c3ab657b"): "displays two tables before its plot",
-    ("book/paper_length", "cd2077ec"): "displays a table after its plot",
-}
+NOT_YET_FIGURES: dict[tuple[str, str], str] = {}
 
 NUMREF = re.compile(r"\{numref\}`([^`]+)`")
 EQREF = re.compile(r"\{eq\}`([^`]+)`")

@@ -237,7 +237,7 @@ def test_group_disjoint_training_lists_never_hold_a_test_group(tmp_path):
         rows = st.training_list(fold.train, exclude=banned)
         assert rows and not {image_group(holidays, r["path"]) for r in rows} & test_groups
         with pytest.raises(ValueError, match="excluded"):
-            st.training_list(replace(fold.train, train=(*fold.train.train, holidays.images[0])),
+            st.training_list(replace(fold.train, train=(*fold.train_images, holidays.images[0])),
                              exclude=[holidays.path(p) for p in holidays.images])
 
 
@@ -290,7 +290,7 @@ def test_a_budget_in_passes_counts_steps_from_the_pairs(pairs):
 
 def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_reference(monkeypatch, tiny_dataset):
     """Issue 27: the registered method used to train on the student's defaults whatever the experiment asked."""
-    from fsrlib.methods import FoldContext, MethodBudget, get_method
+    from fsrlib.methods import FoldContext, MethodSettings, get_method
 
     seen = []
 
@@ -302,11 +302,11 @@ def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_ref
         raise Stop
 
     monkeypatch.setattr(st, "train_student", capture)
-    budget = MethodBudget(ratios=(1.0, 1 / 9, 1 / 100), degradation="antialias", reference="original",
+    budget = MethodSettings(ratios=(1.0, 1 / 9, 1 / 100), degradation="antialias", reference="original",
                           unlabeled_photos=None)
     with pytest.raises(Stop):
         get_method("student").run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),
-                                              queries={}, budget=budget))
+                                              queries={}, settings=budget))
     (cfg,) = seen
     # the recipe's ratios (1/9 lies between them) plus 1/100, beyond them; the experiment's degradation and reference
     assert cfg.ratios == (*st.STUDENT_RATIOS, 1 / 100) and cfg.degradations == ("antialias",)
