@@ -31,7 +31,8 @@ from .datasets import ImageItem, RetrievalDataset
 from .degrade import ratio_label
 from .paths import arrays_sha256, atomic_path, discard, json_digest, load_arrays, save_arrays
 
-FORMAT_VERSION = 2
+#: 3: the degradation is stored under "degradation" (formats 1-2 wrote "method"); older entries are not read.
+FORMAT_VERSION = 3
 STORE_DTYPES = ("float16", "float32")
 DECODINGS = ("full", "draft")
 PRECISIONS = ("float32", "float16", "bfloat16")
@@ -47,8 +48,7 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
     The image listing covers each path, crop box and the digest of the file's bytes
     (:meth:`~fsrlib.datasets.RetrievalDataset.listing_sha256`), plus the dataset's content ``version``.
     ``decode="draft"`` (reduced-size JPEG decoding) and an autocast ``precision``
-    change the numbers, so they enter the key; the defaults leave it as
-    format 2 wrote it, so existing entries stay valid (as does the degradation's field name, ``"method"``).
+    change the numbers, so they enter the key only when they are not the defaults.
     ``transform_id``: the ``cache_id`` of the pixel transform applied to the degraded query before extraction (an
     ISR network, :class:`fsrlib.features.PixelTransform`), stored under ``"upscaler"`` at every ratio below 1.
     ``network_id``: the ``cache_id`` of a network that replaces the backbone's (:class:`fsrlib.features.NetworkVariant`,
@@ -66,7 +66,7 @@ def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: Backb
         "format": FORMAT_VERSION, "dataset": dataset.name, "dataset_version": dataset.version,
         "images_sha256": digest, "n_images": len(items),
         "backbone": spec.name, "weights": spec.weights_id, "preprocess_version": spec.preprocess_version,
-        "input_size": spec.input_size, "ratio": float(ratio), "method": degradation, "reference": reference,
+        "input_size": spec.input_size, "ratio": float(ratio), "degradation": degradation, "reference": reference,
         "store_dtype": store_dtype,
     }
 
@@ -77,7 +77,7 @@ def key_digest(key: dict) -> str:
 
 def cache_path(cache_dir: Path, key: dict, split: str) -> Path:
     label = ratio_label(key["ratio"]).replace("/", "_")
-    name = f"{split}-r{label}-{key['method']}-{key['reference']}-{key_digest(key)}.npz"
+    name = f"{split}-r{label}-{key['degradation']}-{key['reference']}-{key_digest(key)}.npz"
     return cache_dir / "features" / key["dataset"] / key["backbone"] / name
 
 

@@ -95,7 +95,7 @@ class NetworkVariant:
 
 @dataclass(frozen=True)
 class FeatureRecipe:
-    """What the features are; every field enters the cache key (defaults: the cache's format-2 entries)."""
+    """What the features are; every field enters the cache key (the defaults add nothing to it)."""
 
     backbone: str = "efficientnet_lite0"
     degradation: Degradation = "uniform"

@@ -372,15 +372,19 @@ def test_float16_autocast_changes_no_map_by_more_than_0_005(mini_dataset, tmp_pa
     np.testing.assert_array_less(np.abs(full - half), 0.005)
 
 
-def test_degradation_keeps_its_cache_field_name(tiny_dataset):
-    """The keyword is ``degradation``; the key keeps the field name format 2 wrote, so existing caches stay valid."""
+def test_the_cache_key_names_the_degradation_by_its_name(tiny_dataset):
+    """One word per idea (issue 27): format 3 stores the degradation under "degradation" (formats 1-2 wrote "method",
+    a word the method registry owns), and an entry's file name says it too."""
+    from pathlib import Path
+
     from fsrlib.backbones import get_backbone_spec
-    from fsrlib.feature_cache import cache_key
+    from fsrlib.feature_cache import cache_key, cache_path
 
     items = tiny_dataset.split_items("db")
     key = cache_key(tiny_dataset, items, get_backbone_spec("efficientnet_lite0"), 0.25, "antialias", "input",
                     "float16")
-    assert key["method"] == "antialias" and "degradation" not in key
+    assert key["degradation"] == "antialias" and "method" not in key and key["format"] == 3
+    assert "-antialias-input-" in cache_path(Path("c"), key, "db").name
 
 
 # ---------------------------------------------------------------- ratios made on the device (issue 26)
