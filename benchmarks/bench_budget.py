@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fsrlib.analysis import read_recorded_runs, summarize
-from fsrlib.degrade import ratio_label
-from fsrlib.datasets import load_dataset
+from fsrlib.data.datasets import load_dataset
+from fsrlib.evaluation.analysis import read_recorded_runs, summarize
 from fsrlib.experiment import PROFILES, ExperimentConfig, profile_settings, resolve_folds, run, training_features
-from fsrlib.methods import GENERATORS, generator_config
-from fsrlib.train import cached_history
+from fsrlib.features.degrade import ratio_label
+from fsrlib.methods.registry import GENERATORS, generator_config
+from fsrlib.methods.train import cached_history
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "budget"
@@ -81,9 +81,15 @@ def commit() -> str:
         return "unknown"
 
 
+#: Config fields renamed since units were recorded: old name -> new name (the value means the same).
+RENAMED_FIELDS = {"isr_profile": "pixel_profile"}
+
+
 def same_config(stored: dict, wanted: dict) -> bool:
     """Whether a recorded unit was run with ``wanted``: equal, except for fields added to the config since it was
-    recorded that hold their default (a new field cannot have changed an old run)."""
+    recorded that hold their default (a new field cannot have changed an old run), and reading a renamed field
+    under its new name."""
+    stored = {RENAMED_FIELDS.get(k, k): v for k, v in stored.items()}
     defaults = json.loads(json.dumps(asdict(ExperimentConfig()), default=str))
     added = {k for k in wanted if k not in stored and wanted[k] == defaults.get(k)}
     return {k: v for k, v in wanted.items() if k not in added} == stored
@@ -122,7 +128,7 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
 
 def summary(results: Path | None = None) -> pd.DataFrame:
     """mAP per (protocol, profile, method, ratio) over the seeds run, its interval, the share of the gap (HR - raw)
-    won back and the paired verdict against raw (:func:`fsrlib.analysis.summarize`), from the files alone."""
+    won back and the paired verdict against raw (:func:`fsrlib.evaluation.analysis.summarize`), from the files alone."""
     tables = [summarize(per_query).assign(protocol=protocol, profile=profile)
               for (protocol, profile), per_query in read_recorded_runs(results or RESULTS).items()]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fsrlib import features
-from fsrlib.backbones import BACKBONES, WeightsUnavailableError, get_backbone_spec, shared_backbone
-from fsrlib.datasets import RetrievalDataset, load_dataset
-from fsrlib.features import extract_features
+from fsrlib.data.datasets import RetrievalDataset, load_dataset
+from fsrlib.features import extract
+from fsrlib.features.backbones import BACKBONES, WeightsUnavailableError, get_backbone_spec, shared_backbone
+from fsrlib.features.extract import extract_features
 
 PARIS_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "paris6k-subset"
 #: ``--ratios-on-device`` choices: the ``LoaderConfig.ratios_on_device`` values each measures, by label.
@@ -47,7 +47,7 @@ def bare_forward(backbone: str, batch: int, n_images: int, device: str, precisio
     spec, model = get_backbone_spec(backbone), shared_backbone(backbone, str(torch.device(device)))
     x = torch.randn(batch, 3, spec.input_size, spec.input_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)  # the layout the pipeline's inputs have
-    with torch.inference_mode(), features._autocast(torch.device(device), precision):
+    with torch.inference_mode(), extract._autocast(torch.device(device), precision):
         for _ in range(3 if device.startswith("cuda") else 1):
             model(x)  # warm-up (cuDNN picks its kernels)
         _sync(device)
@@ -80,8 +80,8 @@ def worker_cost(ds: RetrievalDataset, ratios: tuple[float, ...], n_photos: int =
     device) decoding and the one network input; what bounds a GPU."""
     items = ds.split_items("db")[:n_photos]
     for decode in ("full", "draft"):
-        for made_by, prepare in (("the worker", lambda item: features.network_inputs(ds, item, ratios, decode=decode)),
-                                 ("the device", lambda item: features.reference_image(ds, item, decode=decode))):
+        for made_by, prepare in (("the worker", lambda item: extract.network_inputs(ds, item, ratios, decode=decode)),
+                                 ("the device", lambda item: extract.reference_image(ds, item, decode=decode))):
             start = time.process_time()
             for item in items:
                 prepare(item)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 
-from fsrlib.datasets import load_dataset
-from fsrlib.degrade import PAPER_RATIOS, ratio_label
-from fsrlib.features import extract_features
-from fsrlib.retrieval import compute_map, rank_database
+from fsrlib.data.datasets import load_dataset
+from fsrlib.evaluation.retrieval import compute_map, rank_database
+from fsrlib.features.degrade import PAPER_RATIOS, ratio_label
+from fsrlib.features.extract import extract_features
 
 
 def main() -> None:

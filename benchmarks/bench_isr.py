@@ -14,10 +14,10 @@ import time
 import torch
 from PIL import Image
 
-from fsrlib.datasets import load_dataset
-from fsrlib.degrade import PAPER_RATIOS, degrade, ratio_label
-from fsrlib.imageio import load_image
-from fsrlib.isr_train import ISR_PROFILES, evaluate_isr, luma_pairs, trained_upscaler
+from fsrlib.data.datasets import load_dataset
+from fsrlib.data.imageio import load_image
+from fsrlib.features.degrade import PAPER_RATIOS, degrade, ratio_label
+from fsrlib.methods.isr_train import ISR_PROFILES, evaluate_isr, luma_pairs, trained_upscaler
 
 
 def main() -> None:

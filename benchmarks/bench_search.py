@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fsrlib.retrieval import average_precision, positive_positions, rank_database
-from fsrlib.search import FeatureIndex
-from fsrlib.stats import compare
-from fsrlib.whitening import learn_pca_whitening
+from fsrlib.evaluation.retrieval import average_precision, positive_positions, rank_database
+from fsrlib.evaluation.search import FeatureIndex
+from fsrlib.evaluation.stats import compare
+from fsrlib.evaluation.whitening import learn_pca_whitening
 
 CHUNK = 32768
 N_QUERIES = 100
@@ -53,8 +53,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def real_features(name: str) -> tuple[np.ndarray, np.ndarray, list]:
     """``(db, queries, gnd)`` of the shared ``holidays`` or ``paris6k`` subset (1280-d, cached after the first run)."""
-    from fsrlib.datasets import load_dataset
-    from fsrlib.features import extract_features
+    from fsrlib.data.datasets import load_dataset
+    from fsrlib.features.extract import extract_features
 
     folder = {"holidays": "holidays-subset", "paris6k": "paris6k-subset"}[name]
     ds = load_dataset(name, SHARED / folder)

@@ -1,6 +1,6 @@
-"""Held-out mAP of the resolution-robust student (fsrlib.student) on Holidays, against raw and HR queries.
+"""Held-out mAP of the resolution-robust student (fsrlib.methods.student) on Holidays, against raw and HR queries.
 
-Protocols (fsrlib.protocols): ``group_disjoint`` (3 folds over Holidays' 150 groups; each fold's queries are
+Protocols (fsrlib.data.protocols): ``group_disjoint`` (3 folds over Holidays' 150 groups; each fold's queries are
 scored against the full 422-image database by a student trained only on the other folds' groups; per-query APs
 are pooled so every query is scored once), ``cross_dataset`` (trained on the Paris subset + mini, tested on
 every Holidays query) and ``paper`` (trained on the database's 272 non-query photos, which show every query's
@@ -15,7 +15,7 @@ plus every Paris-subset and mini image, as the distractors chapter does.
         [--set steps=300 trainable_blocks=2 ...] [--out results.json]
 
 Raw and HR query features are the frozen backbone's applied to the cached prefix activations (the same
-numbers as fsrlib.features.extract_features up to float rounding); the database is extract_features' own.
+numbers as fsrlib.features.extract.extract_features up to float rounding); the database is extract_features' own.
 """
 from __future__ import annotations
 
@@ -32,14 +32,22 @@ from pathlib import Path
 
 import numpy as np
 
-from fsrlib.datasets import load_dataset
-from fsrlib.degrade import PAPER_RATIOS, ratio_label
-from fsrlib.features import extract_features
-from fsrlib.protocols import (cross_dataset_folds, group_disjoint_folds, image_group, paper_folds,
-                              pooled_training_set, seen_groups)
-from fsrlib.retrieval import compute_map, l2_normalize, rank_database
-from fsrlib.stats import bootstrap_interval, compare, gap_recovered
-from fsrlib.student import StudentConfig, build_pairs, train_student
+from fsrlib.data.datasets import load_dataset
+from fsrlib.data.protocols import (
+    cross_dataset_folds,
+    group_disjoint_folds,
+    image_group,
+    paper_folds,
+    pooled_training_set,
+    seen_groups,
+)
+from fsrlib.evaluation.retrieval import compute_map, l2_normalize, rank_database
+from fsrlib.evaluation.stats import bootstrap_interval, compare, gap_recovered
+from fsrlib.features.degrade import PAPER_RATIOS, ratio_label
+from fsrlib.features.extract import extract_features
+from fsrlib.methods.student import StudentConfig
+from fsrlib.methods.student_pairs import build_pairs
+from fsrlib.methods.student_train import train_student
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HOLIDAYS = Path(os.environ.get("FSRLIB_HOLIDAYS", SHARED / "holidays-subset"))
@@ -61,7 +69,7 @@ def folds_of(protocol: str, holidays, k: int = 3, split_seed: int = 0, unlabeled
 
 
 def unlabeled_photos(count: int, seed: int = 0):
-    """The unlabeled photos (``fsrlib.datasets.photos``): all of them (``count`` < 0) or a seeded subset of
+    """The unlabeled photos (``fsrlib.data.datasets.photos``): all of them (``count`` < 0) or a seeded subset of
     ``count``, the same photos for every seed of a run so that a learning curve varies one thing."""
     photos = load_dataset("photos", PHOTOS)
     if 0 <= count < len(photos.train):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from fsrlib.train import TrainConfig, train_fsrgan
+from fsrlib.methods.train import TrainConfig, train_fsrgan
 
 
 def synthetic_features(dim: int, n: int) -> dict[float, np.ndarray]:

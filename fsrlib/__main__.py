@@ -11,20 +11,39 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analysis import summarize
-from .backbones import BACKBONES
-from .datasets import DATASETS, DISTRACTORS, DatasetNotFoundError, load_dataset, locate
-from .degrade import DEGRADATIONS, PAPER_RATIOS, REFERENCES, check_ratio, check_ratios, ratio_label, small_size
-from .devices import resolve_device
-from .distributed import extract_command
-from .feature_cache import DECODINGS, PRECISIONS
-from .isr_train import ISR_PROFILES
-from .experiment import (PROFILES, ExperimentConfig, ExperimentResult, check_methods, check_seeds, pivot,
-                         profile_settings, resolve_folds, run, save_table, worse_than_raw)
-from .methods import DEFAULT_METHODS, METHODS
-from .paths import data_root
-from .protocols import PROTOCOLS
-from .sources import SOURCES
+from fsrlib.data.datasets import DATASETS, DISTRACTORS, DatasetNotFoundError, load_dataset, locate
+from fsrlib.data.protocols import PROTOCOLS
+from fsrlib.data.sources import SOURCES
+from fsrlib.devices import resolve_device
+from fsrlib.evaluation.analysis import summarize
+from fsrlib.experiment import (
+    PROFILES,
+    ExperimentConfig,
+    ExperimentResult,
+    check_methods,
+    check_seeds,
+    pivot,
+    profile_settings,
+    resolve_folds,
+    run,
+    save_table,
+    worse_than_raw,
+)
+from fsrlib.features.backbones import BACKBONES
+from fsrlib.features.cache import DECODINGS, PRECISIONS
+from fsrlib.features.degrade import (
+    DEGRADATIONS,
+    PAPER_RATIOS,
+    REFERENCES,
+    check_ratio,
+    check_ratios,
+    ratio_label,
+    small_size,
+)
+from fsrlib.features.distributed import extract_command
+from fsrlib.methods.isr_train import ISR_PROFILES
+from fsrlib.methods.registry import DEFAULT_METHODS, METHODS
+from fsrlib.paths import data_root
 
 #: What ``--out`` can write (:func:`fsrlib.experiment.save_table` picks the format by suffix).
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".json")
@@ -199,7 +218,7 @@ DATASET_NAMES = (f"{one_of_help(DATASETS)}, optionally followed by +{' or +'.joi
 
 
 def profile_help() -> str:
-    """``--profile``'s help, from :data:`fsrlib.experiment.PROFILES` and :data:`fsrlib.isr_train.ISR_PROFILES`."""
+    """``--profile``'s help, from :data:`fsrlib.experiment.PROFILES` and :data:`fsrlib.methods.isr_train.ISR_PROFILES`."""
     words = {"epochs": "epochs", "steps": "generator steps", "critic_iters": "critic updates per step"}
     budgets = "; ".join(f"{name}: " + ", ".join(f"{v:,} {words.get(k, k)}" for k, v in PROFILES[name].items())
                         for name in sorted(PROFILES))
@@ -287,8 +306,13 @@ def fetch_command(args: argparse.Namespace) -> int:
     """``fsrlib fetch``: fetch each benchmark in turn; exit code 1 at the first that fails (its reason printed)."""
     import logging
 
-    from .download import (ChecksumMismatchError, DownloadError, FolderNotWritableError, RarToolMissingError,
-                           fetch_benchmark)
+    from fsrlib.data.download import (
+        ChecksumMismatchError,
+        DownloadError,
+        FolderNotWritableError,
+        RarToolMissingError,
+        fetch_benchmark,
+    )
 
     logging.basicConfig(level=logging.INFO, format="[fetch] %(message)s")
     root = args.data_dir or data_root()
@@ -303,7 +327,7 @@ def fetch_command(args: argparse.Namespace) -> int:
 
 
 def add_extract_parser(sub: argparse._SubParsersAction) -> None:
-    """``extract``: cache one split's features, alone or as every rank of ``torchrun`` (:mod:`fsrlib.distributed`)."""
+    """``extract``: cache one split's features, alone or as every rank of ``torchrun`` (:mod:`fsrlib.features.distributed`)."""
     ext = sub.add_parser("extract", help="extract and cache a split's features (runs unchanged under torchrun)",
                          formatter_class=HelpFormatter)
     ext.add_argument("--dataset", required=True, help=f"the collection: {DATASET_NAMES}")
@@ -374,7 +398,7 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
                             device=args.device, **budget, protocol=chosen_protocol(args),
                             folds=args.folds if args.folds is not None else 3, train_on=tuple(names),
                             train_data_dirs=tuple(None if d is None else str(d) for d in found),
-                            isr_profile=args.profile if args.profile in ISR_PROFILES else "cpu",
+                            pixel_profile=args.profile if args.profile in ISR_PROFILES else "cpu",
                             unlabeled_photos=None if args.unlabeled_photos.lower() == "none" else args.unlabeled_photos)
 
 

@@ -21,30 +21,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .datasets import RetrievalDataset, load_dataset
-from .degrade import DEGRADATIONS, REFERENCES, check_ratios, ratio_label
-from .devices import resolve_device
-from .features import extract_features
-from .isr_train import ISR_PROFILES
-from .methods import METHODS, FoldContext, MethodSettings, get_method
-from .paths import atomic_path
-from .progress import shown
-from .protocols import PROTOCOLS, Fold, make_folds
-from .retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
-from .train import PAPER_GENERATOR_STEPS
+from fsrlib.data.datasets import RetrievalDataset, load_dataset
+from fsrlib.data.protocols import PROTOCOLS, Fold, make_folds
+from fsrlib.devices import resolve_device
+from fsrlib.evaluation.retrieval import compute_map, compute_map_revisited, l2_normalize, rank_database
+from fsrlib.features.degrade import DEGRADATIONS, REFERENCES, check_ratios, ratio_label
+from fsrlib.features.extract import extract_features
+from fsrlib.methods.isr_train import ISR_PROFILES
+from fsrlib.methods.registry import METHODS, FoldContext, MethodSettings, get_method
+from fsrlib.methods.train import PAPER_GENERATOR_STEPS
+from fsrlib.paths import atomic_path
+from fsrlib.progress import shown
 
 
 @dataclass
 class ExperimentConfig(MethodSettings):
     """Everything that defines one run of the core experiment (paper values as defaults): the budget every method
-    reads (:class:`fsrlib.methods.MethodSettings`: epochs, critic updates, seed, device, cache, backbone, ratios,
+    reads (:class:`fsrlib.methods.registry.MethodSettings`: epochs, critic updates, seed, device, cache, backbone, ratios,
     degradation) and what only the experiment reads, below."""
 
     dataset: str = "mini"
     data_dir: str | None = None
     methods: tuple[str, ...] = ("raw",)
     kappas: tuple[int, ...] = (1, 5, 10)
-    #: training protocol (:mod:`fsrlib.protocols`, what a trained method may see): "paper", "group_disjoint",
+    #: training protocol (:mod:`fsrlib.data.protocols`, what a trained method may see): "paper", "group_disjoint",
     #: "cross_dataset"
     protocol: str = "paper"
     folds: int = 3
@@ -70,12 +70,12 @@ class ExperimentConfig(MethodSettings):
             raise ValueError("\n  ".join(["invalid ExperimentConfig (nothing was run):", *problems]))
 
     def method_settings(self) -> MethodSettings:
-        """The part of this config a registered method reads, as a :class:`fsrlib.methods.MethodSettings` of its own."""
+        """The part of this config a registered method reads, as a :class:`fsrlib.methods.registry.MethodSettings` of its own."""
         return MethodSettings(**{f.name: getattr(self, f.name) for f in fields(MethodSettings)})
 
 
 #: Training budgets of the GANs, counted in generator steps where it matters. "paper": as long as Sec. 3.3 trains,
-#: 6 epochs of Oxford5k's ~4,500 training images = 2,658 generator steps (:func:`fsrlib.train.paper_generator_steps`),
+#: 6 epochs of Oxford5k's ~4,500 training images = 2,658 generator steps (:func:`fsrlib.methods.train.paper_generator_steps`),
 #: with WGAN's 5 critic updates per step: about a minute on a GPU, 20-25 minutes per GAN on a 2-core CPU. "short":
 #: the paper's *epoch count* on our small training sets (6 epochs of ~150-280 photos, about 60-100 steps, 25-40x
 #: shorter than the paper): what the book retrains live in CI; its GANs are under-trained, and the chapters say so.
@@ -160,7 +160,8 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "critic_iters": whole_number(1, "critic updates per generator update"),
     "kappas": check_kappas, "protocol": one_of(PROTOCOLS, "protocol"),
     "degradation": one_of(DEGRADATIONS, "degradation"), "reference": one_of(REFERENCES, "reference"),
-    "isr_profile": one_of(tuple(ISR_PROFILES), "profile (of the ISR models and the student)"), "train_on": as_tuple, "train_data_dirs": as_tuple,
+    "pixel_profile": one_of(tuple(ISR_PROFILES), "profile (of the ISR models and the student)"),
+    "train_on": as_tuple, "train_data_dirs": as_tuple,
     "device": resolve_device,  # stored as torch spells it; "auto" becomes the best device here
 }
 
@@ -244,7 +245,7 @@ def run(cfg: ExperimentConfig, *, seeds: Sequence[int] | None = None, progress: 
     """Run the core experiment under ``cfg.protocol`` for every seed in ``seeds`` (default: ``cfg.seed``).
 
     Each fold's trained methods learn from that fold's training set only
-    (:mod:`fsrlib.protocols`); its queries are enhanced by that model and ranked
+    (:mod:`fsrlib.data.protocols`); its queries are enhanced by that model and ranked
     against the full database, and the folds' queries are pooled, so every query
     is scored once per seed. Untrained methods do not depend on the seed and are
     run once. ``progress``: bars for the extraction and for every model trained (:mod:`fsrlib.progress`).

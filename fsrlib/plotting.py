@@ -7,14 +7,14 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import FancyArrowPatch
 
-from .methods import METHODS
+from fsrlib.methods.registry import METHODS
 
 #: The full-size query's line, drawn beside the methods in most figures (not a method: nothing is enhanced).
 HR_COLOR, HR_LABEL = "#222222", "full-resolution query"
 
 
 def method_color(name: str) -> str | None:
-    """The fixed colour of ``name`` in every figure: the registered method's (:mod:`fsrlib.methods`), or none."""
+    """The fixed colour of ``name`` in every figure: the registered method's (:mod:`fsrlib.methods.registry`), or none."""
     return HR_COLOR if name == "hr" else METHODS[name].color if name in METHODS else None
 
 
@@ -93,9 +93,9 @@ def plot_method_retrievals(dataset, by_method: dict, database, query: int, ratio
     """One row per method: query ``query`` at ``ratio`` and its top-``k`` database images ranked with that method's
     features. ``by_method`` is ``{method: {ratio: (Q, D) query features}}``; ``database`` the ``(N, D)``
     full-resolution features; the query is drawn with the given ``degradation``/``reference``."""
-    from .analysis import top_k
-    from .degrade import ratio_label
-    from .inputs import item_input, query_item
+    from fsrlib.evaluation.analysis import top_k
+    from fsrlib.features.degrade import ratio_label
+    from fsrlib.features.inputs import item_input, query_item
 
     shown = item_input(dataset, query_item(dataset, query), ratio, degradation=degradation,
                        reference=reference).upsampled
@@ -127,7 +127,7 @@ def retrieval_explorer(dataset, queries: dict, database, k: int = 5, *, degradat
     """
     import ipywidgets as widgets
 
-    from .degrade import ratio_label
+    from fsrlib.features.degrade import ratio_label
 
     by_method = queries if isinstance(next(iter(queries.values())), dict) else {"raw": queries}
     ratios = sorted({r for feats in by_method.values() for r in feats}, reverse=True)
@@ -144,7 +144,7 @@ def retrieval_explorer(dataset, queries: dict, database, k: int = 5, *, degradat
 
 def history_frames(history: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training history as two tidy frames: per step (losses) and per epoch (validation distance by ratio)."""
-    from .degrade import ratio_label
+    from fsrlib.features.degrade import ratio_label
 
     steps = pd.DataFrame([{k: v for k, v in s.items() if k != "event"} for s in history["steps"]])
     epochs = pd.DataFrame([{"epoch": e["epoch"], "ratio": ratio_label(r), "val_distance": d}
@@ -259,10 +259,10 @@ def plot_precision_recall(positions: np.ndarray, n_positives: int, ax: plt.Axes 
     scikit-learn's step-wise rectangles dashed for comparison.
 
     ``positions`` are the 0-based, junk-free ranks of the positives found
-    (:func:`fsrlib.retrieval.positive_positions`); ``n_positives`` counts all of them, found or not.
+    (:func:`fsrlib.evaluation.retrieval.positive_positions`); ``n_positives`` counts all of them, found or not.
     The labels carry both AP values; the caller places the legend (``ax.legend()``).
     """
-    from .retrieval import average_precision
+    from fsrlib.evaluation.retrieval import average_precision
 
     ax = ax or plt.gca()
     pos = np.sort(np.asarray(positions, dtype=np.int64))
@@ -289,7 +289,7 @@ def plot_map_intervals(summary: pd.DataFrame, ax: plt.Axes | None = None, method
                        title: str = "") -> plt.Axes:
     """mAP against the area ratio (largest first) with its 95% bootstrap interval as a band, one line per method.
 
-    ``summary`` is :func:`fsrlib.analysis.summarize`'s table. The legend goes below the axes so it never
+    ``summary`` is :func:`fsrlib.evaluation.analysis.summarize`'s table. The legend goes below the axes so it never
     covers data.
     """
     ax = ax or plt.gca()
@@ -310,5 +310,29 @@ def plot_map_intervals(summary: pd.DataFrame, ax: plt.Axes | None = None, method
     ax.set_xlabel("query area down-scaling ratio")
     ax.set_ylabel("mAP (95% interval over queries)")
     ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_learning_curve(table: pd.DataFrame, raw: dict[float, float], ax: plt.Axes | None = None,
+                        xlabel: str = "unlabeled photos") -> plt.Axes:
+    """mAP against the training set's size (``table["run"]``, log scale), one line per ratio with its 95% interval
+    over queries as error bars and the spread over seeds as open markers; raw's mAP at each ratio dashed.
+    ``table`` is :func:`fsrlib.evaluation.analysis.summarize_student_runs`'s."""
+    ax = ax or plt.gca()
+    for i, (ratio, sub) in enumerate(table.sort_values("run").groupby("ratio", sort=False)):
+        color = f"C{i}"
+        x = sub["run"].to_numpy(dtype=float)
+        label = sub["ratio_label"].iloc[0]
+        ax.errorbar(x, sub["mAP"], yerr=[sub["mAP"] - sub["lo"], sub["hi"] - sub["mAP"]], marker="o", ms=4,
+                    capsize=3, color=color, label=f"student, {label}")
+        ax.scatter(np.r_[x, x], np.r_[sub["seed_min"], sub["seed_max"]], marker="_", s=60, color=color)
+        ax.axhline(raw[ratio], ls="--", lw=1, color=color, label=f"raw, {label}")
+    ax.set_xscale("log")
+    sizes = sorted(table["run"].unique())
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mAP (95% interval over queries)")
     ax.grid(alpha=0.3)
     return ax

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.datasets import RetrievalDataset
+from fsrlib.data.datasets import RetrievalDataset
 
 PARIS_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "paris6k-subset"
 
@@ -21,7 +21,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def mini_dataset(tmp_path_factory):
-    from fsrlib.datasets import load_dataset
+    from fsrlib.data.datasets import load_dataset
 
     return load_dataset("mini", tmp_path_factory.mktemp("mini") / "mini")
 

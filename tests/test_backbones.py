@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fsrlib.backbones import BACKBONES, VGGFc7, WeightsUnavailableError, get_backbone_spec, load_backbone
-from fsrlib.degrade import degrade
+from fsrlib.features.backbones import BACKBONES, VGGFc7, WeightsUnavailableError, get_backbone_spec, load_backbone
+from fsrlib.features.degrade import degrade
 
 
 @pytest.fixture(scope="module")

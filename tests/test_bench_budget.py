@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fsrlib.analysis import read_recorded_runs
+from fsrlib.evaluation.analysis import read_recorded_runs
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_budget.py"
 
@@ -58,7 +58,7 @@ def test_no_recorded_runs_is_an_empty_result(tmp_path, capsys):
 def test_training_curves_are_recorded_from_the_cached_models_and_drawn(tmp_path, mini_dataset, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from fsrlib.analysis import read_recorded_curves
+    from fsrlib.evaluation.analysis import read_recorded_curves
     from fsrlib.experiment import ExperimentConfig, run
     from fsrlib.plotting import plot_training_history
 
@@ -82,7 +82,7 @@ def test_training_curves_are_recorded_from_the_cached_models_and_drawn(tmp_path,
 
 
 def test_a_converged_curve_is_flat_and_a_cut_short_one_is_not():
-    from fsrlib.analysis import curve_flatness
+    from fsrlib.evaluation.analysis import curve_flatness
 
     epochs = np.arange(200)
     converged = {"epochs": [{"val_distance": {0.25: 0.5 + 0.5 * np.exp(-e / 10)}} for e in epochs]}
@@ -96,7 +96,7 @@ def test_a_converged_curve_is_flat_and_a_cut_short_one_is_not():
 def test_each_recorded_unit_says_where_it_ran(tmp_path):
     import json
 
-    from fsrlib.analysis import read_recorded_units
+    from fsrlib.evaluation.analysis import read_recorded_units
 
     unit(tmp_path, "fsrgan", 1, 0.6, protocol="group_disjoint")
     (tmp_path / "group_disjoint-fsrgan-paper-seed1.json").write_text(json.dumps(
@@ -121,3 +121,16 @@ def test_a_unit_recorded_before_a_config_field_was_added_is_still_done():
     assert module.same_config(wanted, wanted) and module.same_config(older, wanted)
     assert not module.same_config({**older, "steps": 100}, wanted)
     assert not module.same_config(older, {**wanted, "unlabeled_photos": "/elsewhere"})  # a new field, not default
+
+
+def test_a_unit_recorded_under_a_field_s_old_name_is_still_done():
+    import json
+    from dataclasses import asdict
+
+    from fsrlib.experiment import ExperimentConfig
+
+    module = bench()
+    wanted = json.loads(json.dumps(asdict(ExperimentConfig(steps=2658, pixel_profile="paper")), default=str))
+    recorded = {("isr_profile" if k == "pixel_profile" else k): v for k, v in wanted.items()}
+    assert module.same_config(recorded, wanted)
+    assert not module.same_config({**recorded, "isr_profile": "cpu"}, wanted)

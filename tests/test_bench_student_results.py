@@ -1,4 +1,4 @@
-"""benchmarks/bench_student.py's recorded results (issue 24) are read back by fsrlib.analysis.read_student_run
+"""benchmarks/bench_student.py's recorded results (issue 24) are read back by fsrlib.evaluation.analysis.read_student_run
 into per-query frames whose summary agrees with what the script printed and stored."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsrlib.analysis import read_student_run, summarize, summary_row
-from fsrlib.student import StudentConfig
+from fsrlib.evaluation.analysis import read_student_run, summarize, summary_row
+from fsrlib.methods.student import StudentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_student.py"
@@ -94,7 +94,7 @@ def test_every_committed_student_result_reads_back_to_its_own_table(path):
 
 
 def test_a_recorded_method_joins_a_live_run_paired_by_query(tmp_path):
-    from fsrlib.analysis import with_recorded
+    from fsrlib.evaluation.analysis import with_recorded
 
     path, _ = recorded(tmp_path, seeds=(0,))
     student, _ = read_student_run(path)
@@ -112,3 +112,35 @@ def test_a_recorded_method_joins_a_live_run_paired_by_query(tmp_path):
         with_recorded(student, student, "student")
     with pytest.raises(ValueError, match="nothing to join"):
         with_recorded(None, None, "student")
+
+
+def test_runs_recorded_one_seed_per_file_are_pooled_into_one_row_per_run_and_ratio(tmp_path):
+    from fsrlib.evaluation.analysis import summarize_student_runs
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    seed0, _ = recorded(tmp_path / "a", seeds=(0,))
+    seed1, _ = recorded(tmp_path / "b", seeds=(1,))
+    both, _ = recorded(tmp_path / "c", seeds=(0, 1))
+    table = summarize_student_runs({250: [seed0, seed1], 500: [both]}, ratios=(1 / 64,))
+    assert list(table["run"]) == [250, 500] and list(table["ratio"]) == [1 / 64, 1 / 64]
+    pooled = table.iloc[0]
+    alone = [summary_row(summarize(read_student_run(p)[0]), "student", 1 / 64)["mAP"] for p in (seed0, seed1)]
+    assert pooled["seeds"] == 2 and pooled["mAP"] == pytest.approx(np.mean(alone))
+    assert [pooled["seed_min"], pooled["seed_max"]] == pytest.approx(sorted(alone))
+    assert pooled["verdict"] == "better" and pooled["gap recovered"] > 0
+
+
+def test_pooling_refuses_a_seed_recorded_twice_and_files_scored_on_other_queries(tmp_path):
+    from fsrlib.evaluation.analysis import summarize_student_runs
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first, _ = recorded(tmp_path / "a", seeds=(0,))
+    again, _ = recorded(tmp_path / "b", seeds=(0,))
+    with pytest.raises(ValueError, match="a seed is recorded in two of its files"):
+        summarize_student_runs({"twice": [first, again]})
+    (tmp_path / "c").mkdir()
+    fewer, _ = recorded(tmp_path / "c", seeds=(1,), queries=30)
+    with pytest.raises(ValueError, match="other queries or features"):
+        summarize_student_runs({"mixed": [first, fewer]})
+    with pytest.raises(ValueError, match="has no files"):
+        summarize_student_runs({"empty": []})

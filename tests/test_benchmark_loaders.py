@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.datasets import DatasetNotFoundError, load_dataset, load_distractors, with_distractors
-from fsrlib.datasets.oxford_paris import PARIS_CORRUPT
-from fsrlib.imageio import load_image
-from fsrlib.retrieval import compute_map, compute_map_revisited
+from fsrlib.data.datasets import DatasetNotFoundError, load_dataset, load_distractors, with_distractors
+from fsrlib.data.datasets.oxford_paris import PARIS_CORRUPT
+from fsrlib.data.imageio import load_image
+from fsrlib.evaluation.retrieval import compute_map, compute_map_revisited
 
 
 def jpg(path: Path, value: int = 0, size=(40, 30)) -> None:
@@ -201,7 +201,7 @@ def damaged_pickle(cfg: dict, how: str) -> bytes:
     ("imlist a string", "imlist is not a list of image names"),
 ])
 def test_damaged_revisited_pickle_is_named_with_what_to_do(tmp_path, how, problem):
-    from fsrlib.datasets.revisited import DamagedGroundTruthError
+    from fsrlib.data.datasets.revisited import DamagedGroundTruthError
 
     revisited_tree(tmp_path)
     with (tmp_path / "gnd_roxford5k.pkl").open("rb") as fh:
@@ -255,13 +255,13 @@ def test_distractors_by_name(tmp_path, monkeypatch, mini_dataset):
 
 
 def test_default_folders_are_the_ones_the_fetch_script_fills(tmp_path, monkeypatch):
-    from fsrlib.datasets import default_dir
+    from fsrlib.data.datasets import default_dir
 
     monkeypatch.setenv("FSRLIB_DATA", str(tmp_path))
     assert default_dir("roxford5k") == tmp_path / "oxford5k"  # revisited ground truth beside the images
     assert default_dir("holidays_rotated") == tmp_path / "holidays"
     assert default_dir("flickr100k") == tmp_path / "flickr100k"
     monkeypatch.setenv("FSRLIB_CACHE", str(tmp_path / "cache"))
-    from fsrlib.datasets.mini import MINI_VERSION
+    from fsrlib.data.datasets.mini import MINI_VERSION
 
     assert default_dir("mini") == tmp_path / "cache" / "datasets" / f"mini-v{MINI_VERSION}"  # built, not fetched

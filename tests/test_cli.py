@@ -146,7 +146,7 @@ def test_extract_refuses_repeated_ratios(capsys):
 @pytest.mark.parametrize("given, loader_value", [([], None), (["--ratios-on-device", "on"], True),
                                                  (["--ratios-on-device", "off"], False)])
 def test_extract_passes_where_the_ratios_are_made(monkeypatch, given, loader_value):
-    import fsrlib.distributed as distributed
+    import fsrlib.features.distributed as distributed
 
     seen = {}
 
@@ -299,13 +299,13 @@ def test_auto_device_picks_cuda_then_mps_then_cpu(monkeypatch):
 
 def test_configs_store_the_device_auto_stands_for():
     """Every config with a device field stores the concrete name, so cache keys and checkpoints never say "auto"."""
-    from fsrlib.baselines import MLPConfig
     from fsrlib.experiment import ExperimentConfig
-    from fsrlib.features import LoaderConfig
-    from fsrlib.isr_train import ISRTrainConfig
-    from fsrlib.methods import MethodSettings
-    from fsrlib.student import StudentConfig
-    from fsrlib.train import TrainConfig
+    from fsrlib.features.extract import LoaderConfig
+    from fsrlib.methods.baselines import MLPConfig
+    from fsrlib.methods.isr_train import ISRTrainConfig
+    from fsrlib.methods.registry import MethodSettings
+    from fsrlib.methods.student import StudentConfig
+    from fsrlib.methods.train import TrainConfig
     here = resolve_device("auto")
     for config in (MLPConfig, ExperimentConfig, LoaderConfig, ISRTrainConfig, MethodSettings, StudentConfig,
                    TrainConfig):
@@ -326,15 +326,16 @@ def test_cli_device_defaults_to_auto(no_work):
 def test_fetch_is_an_installed_command_and_the_script_is_the_same(monkeypatch, tmp_path, capsys):
     """Issue 25: a pip install has no data_scripts/; `fsrlib fetch` is the command every message names."""
     import importlib.util
-    import tomllib
     from pathlib import Path
 
-    import fsrlib.download
+    import tomllib
+
+    import fsrlib.data.download
 
     root = Path(__file__).resolve().parents[1]
     assert tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["fsrlib"] == "fsrlib.__main__:main"
     fetched = []
-    monkeypatch.setattr(fsrlib.download, "fetch_benchmark",
+    monkeypatch.setattr(fsrlib.data.download, "fetch_benchmark",
                         lambda name, root, **kw: fetched.append((name, str(root), kw)) or Path(root) / name)
     assert cli.main(["fetch", "paris6k", "holidays", "--data-dir", str(tmp_path), "--quiet"]) == 0
     assert [f[0] for f in fetched] == ["paris6k", "holidays"] and fetched[0][2]["progress"] is False

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.datasets import DatasetNotFoundError, load_dataset
-from fsrlib.datasets.mini import files_digest, load_mini, region_boxes
+from fsrlib.data.datasets import DatasetNotFoundError, load_dataset
+from fsrlib.data.datasets.mini import files_digest, load_mini, region_boxes
 
 
 def instance_of(path: str) -> str:
@@ -136,7 +136,7 @@ def test_upper_case_jpg_files_and_their_queries_are_kept(tmp_path):
 @pytest.fixture
 def complete_paris(monkeypatch):
     """Make the three-image miniature Paris6k count as a complete copy, so any warning it gives is news."""
-    from fsrlib.datasets.oxford_paris import LAYOUTS
+    from fsrlib.data.datasets.oxford_paris import LAYOUTS
 
     monkeypatch.setitem(LAYOUTS, "paris6k", {**LAYOUTS["paris6k"], "n_images": 3})
 
@@ -236,7 +236,7 @@ def test_one_listing_fingerprint_for_every_cache(tiny_dataset):
     missing file (it counts as size -1 and is reported when read), so they cannot disagree."""
     from dataclasses import replace
 
-    from fsrlib.isr_train import ISRTrainConfig, isr_key
+    from fsrlib.methods.isr_train import ISRTrainConfig, isr_key
 
     items = tiny_dataset.split_items("train")
     before, isr_before = tiny_dataset.listing_sha256(items), isr_key(tiny_dataset, ISRTrainConfig())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.degrade import (
+from fsrlib.features.degrade import (
     MAX_INPUT_SIZE,
     PAPER_RATIOS,
     check_ratio,

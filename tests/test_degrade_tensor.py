@@ -1,4 +1,4 @@
-"""The tensor degradations against the PIL path they reproduce (fsrlib.degrade)."""
+"""The tensor degradations against the PIL path they reproduce (fsrlib.features.degrade)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from fsrlib.degrade import DEGRADATIONS, PAPER_RATIOS, degrade, uniform_downsample
-from fsrlib.degrade_tensor import degrade_batch, pil_resize_weights, resize_bicubic_like_pil, uniform_downsample_tensor
-from fsrlib.imageio import load_image
+from fsrlib.data.imageio import load_image
+from fsrlib.features.degrade import DEGRADATIONS, PAPER_RATIOS, degrade, uniform_downsample
+from fsrlib.features.degrade_tensor import (
+    degrade_batch,
+    pil_resize_weights,
+    resize_bicubic_like_pil,
+    uniform_downsample_tensor,
+)
 from fsrlib.paths import dev_data_root
 
 #: Tolerance against PIL: at most one grey level on any value, and on at most this share of them (a few values in a

@@ -14,8 +14,15 @@ import pytest
 import torch
 
 from fsrlib.__main__ import main
-from fsrlib.distributed import extract_sharded
-from fsrlib.features import LoaderConfig, assemble, compute_jobs, extract_features, lookup_features, pending_jobs
+from fsrlib.features.distributed import extract_sharded
+from fsrlib.features.extract import (
+    LoaderConfig,
+    assemble,
+    compute_jobs,
+    extract_features,
+    lookup_features,
+    pending_jobs,
+)
 
 
 def single_process(ds, split, ratios, folder, **kw):

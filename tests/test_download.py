@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.datasets import load_dataset
-from fsrlib.download import (
+from fsrlib.data.datasets import load_dataset
+from fsrlib.data.download import (
     MANIFEST,
     ChecksumMismatchError,
     DownloadError,
@@ -27,7 +27,7 @@ from fsrlib.download import (
     fetch_benchmark,
     rar_command,
 )
-from fsrlib.sources import SOURCES, RemoteFile
+from fsrlib.data.sources import SOURCES, RemoteFile
 from tests.rar4 import write_rar_volumes
 
 
@@ -273,7 +273,7 @@ def test_read_only_folder_is_named_and_a_complete_one_still_verifies(server, tmp
 
 
 def test_unwritable_existing_folder_says_chmod(server, tmp_path, monkeypatch):
-    from fsrlib import download
+    from fsrlib.data import download
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")  # what a read-only folder gives a non-root user
@@ -286,7 +286,7 @@ def test_unwritable_existing_folder_says_chmod(server, tmp_path, monkeypatch):
 
 
 def test_complete_download_needs_no_write(server, tmp_path, monkeypatch):
-    from fsrlib import download
+    from fsrlib.data import download
 
     server.files.update(oxford_archives())
     folder = fetch_oxford(server, tmp_path)

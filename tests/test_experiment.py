@@ -102,22 +102,22 @@ def test_methods_read_a_budget_not_the_experiment():
     import sys
     from dataclasses import fields
 
-    from fsrlib.methods import MethodSettings
+    from fsrlib.methods.registry import MethodSettings
 
-    code = "import sys, fsrlib.methods; print('fsrlib.experiment' in sys.modules)"
+    code = "import sys, fsrlib.methods.registry; print('fsrlib.experiment' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
-    cfg = ExperimentConfig(epochs=3, critic_iters=1, seed=7, isr_profile="paper", degradation="antialias")
+    cfg = ExperimentConfig(epochs=3, critic_iters=1, seed=7, pixel_profile="paper", degradation="antialias")
     budget = cfg.method_settings()
-    assert budget == MethodSettings(epochs=3, critic_iters=1, seed=7, isr_profile="paper", degradation="antialias")
+    assert budget == MethodSettings(epochs=3, critic_iters=1, seed=7, pixel_profile="paper", degradation="antialias")
     assert all(getattr(budget, f.name) == getattr(cfg, f.name) for f in fields(MethodSettings))
     assert ExperimentConfig().method_settings() == MethodSettings()  # the same paper defaults on both sides
 
 
 def test_generator_config_is_what_the_registry_trains():
-    from fsrlib.methods import GENERATORS, generator_config
-    from fsrlib.models import GeneratorConfig
-    from fsrlib.train import TrainConfig
+    from fsrlib.methods.models import GeneratorConfig
+    from fsrlib.methods.registry import GENERATORS, generator_config
+    from fsrlib.methods.train import TrainConfig
 
     budget = ExperimentConfig(epochs=20, critic_iters=2, seed=1).method_settings()
     assert generator_config("fsrgan", budget) == TrainConfig(loss="gan", r=2.0, epochs=20, critic_iters=2, seed=1)
@@ -143,7 +143,7 @@ def test_generator_config_is_what_the_registry_trains():
     ({"epochs": -2, "critic_iters": 0}, r"epochs=-2.*\n.*critic_iters=0"),
     ({"kappas": (5, 5)}, r"kappas lists 5 more than once"),
     ({"protocol": "leave_one_out"}, r"protocol='leave_one_out': unknown protocol; choose one of paper"),
-    ({"isr_profile": "huge"}, r"isr_profile='huge': unknown profile"),
+    ({"pixel_profile": "huge"}, r"pixel_profile='huge': unknown profile"),
     ({"protocol": "group_disjoint", "folds": 1}, r"folds=1: folds must be a whole number of at least 2"),
     ({"protocol": "group_disjoint", "train_dataset": "mini"}, r"cannot be combined with protocol='group_disjoint'"),
     ({"train_dataset": "mini", "train_on": ("paris6k",)}, r"both name training collections"),

@@ -3,8 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fsrlib import features
-from fsrlib.features import extract_features
+from fsrlib.features import extract
+from fsrlib.features.extract import extract_features
 
 
 def run(ds, tmp_path, ratios=(1.0, 0.25), **kw):
@@ -34,7 +34,7 @@ def test_cache_hit_does_not_touch_the_model(tiny_dataset, tmp_path, monkeypatch)
     def no_model(*a, **k):
         raise AssertionError("the backbone was loaded although everything was cached")
 
-    monkeypatch.setattr(features, "shared_backbone", no_model)
+    monkeypatch.setattr(extract, "shared_backbone", no_model)
     second = run(tiny_dataset, tmp_path)
     for r in first:
         np.testing.assert_array_equal(first[r], second[r])
@@ -115,7 +115,7 @@ def test_bad_arguments(tiny_dataset, tmp_path):
 
 def test_unreadable_image_names_the_file(tiny_dataset, tmp_path):
     (tiny_dataset.root / "img4.png").write_text("not a png")
-    from fsrlib.imageio import ImageReadError
+    from fsrlib.data.imageio import ImageReadError
 
     with pytest.raises(ImageReadError, match="img4.png"):
         run(tiny_dataset, tmp_path, ratios=(1.0,))
@@ -144,9 +144,9 @@ def plain_loop(ds, split, ratios, batch_size):
     """The reference computation: decode, degrade, BackboneSpec.to_tensor, forward, in batches of the grid."""
     import torch
 
-    from fsrlib.backbones import get_backbone_spec, load_backbone
-    from fsrlib.degrade import degrade
-    from fsrlib.imageio import load_image
+    from fsrlib.data.imageio import load_image
+    from fsrlib.features.backbones import get_backbone_spec, load_backbone
+    from fsrlib.features.degrade import degrade
 
     spec, model = get_backbone_spec("efficientnet_lite0"), load_backbone("efficientnet_lite0", "cpu")
     images = [load_image(ds.path(it.path), it.bbx) for it in ds.split_items(split)]
@@ -172,7 +172,7 @@ def test_default_path_is_bit_identical_to_a_plain_loop(mini_dataset, tmp_path, w
 def test_worker_dataset_pickles(tiny_dataset):
     import pickle
 
-    from fsrlib.features import FeatureRecipe, _JobImages
+    from fsrlib.features.extract import FeatureRecipe, _JobImages
 
     images = _JobImages(tiny_dataset, tiny_dataset.split_items("train"), FeatureRecipe(), 224)
     again = pickle.loads(pickle.dumps(images))
@@ -182,7 +182,7 @@ def test_worker_dataset_pickles(tiny_dataset):
 
 @pytest.mark.slow
 def test_spawned_workers_give_the_same_features(tiny_dataset, tmp_path):
-    from fsrlib.features import LoaderConfig, assemble, compute_jobs, lookup_features, pending_jobs
+    from fsrlib.features.extract import LoaderConfig, assemble, compute_jobs, lookup_features, pending_jobs
 
     want = run(tiny_dataset, tmp_path, ratios=(1.0, 0.25), workers=0)
     plan = lookup_features(tiny_dataset, "train", (1.0, 0.25), cache_dir=tmp_path / "spawned")
@@ -195,7 +195,7 @@ def test_spawned_workers_give_the_same_features(tiny_dataset, tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_bad_image_gives_load_images_error_not_a_worker_traceback(tiny_dataset, tmp_path, workers):
-    from fsrlib.imageio import ImageReadError
+    from fsrlib.data.imageio import ImageReadError
 
     (tiny_dataset.root / "img3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     with pytest.raises(ImageReadError, match="img3.png") as info:
@@ -272,7 +272,7 @@ def test_zero_length_chunk_is_recomputed(tiny_dataset, tmp_path):
 
 
 def test_missing_intervals_hand_worked():
-    from fsrlib.feature_cache import missing_intervals
+    from fsrlib.features.cache import missing_intervals
 
     assert missing_intervals([], 10, 4) == [(0, 4), (4, 8), (8, 10)]
     # rows [2, 6) done (another chunk size): the rest, cut where an uninterrupted run's chunks end
@@ -288,7 +288,7 @@ def large_jpegs(tmp_path):
     import skimage.data
     from PIL import Image
 
-    from fsrlib.datasets import RetrievalDataset
+    from fsrlib.data.datasets import RetrievalDataset
 
     for i, name in enumerate(("astronaut", "coffee")):
         Image.fromarray(getattr(skimage.data, name)()).resize((1024, 768)).save(tmp_path / f"big{i}.jpg", quality=90)
@@ -297,7 +297,7 @@ def large_jpegs(tmp_path):
 
 
 def test_draft_decoding_keeps_the_box_and_at_least_the_input_size(large_jpegs):
-    from fsrlib.imageio import load_image
+    from fsrlib.data.imageio import load_image
 
     path, box = large_jpegs.path("big1.jpg"), (100.0, 50.0, 700.0, 600.0)
     full = load_image(path, box)
@@ -309,19 +309,19 @@ def test_draft_decoding_keeps_the_box_and_at_least_the_input_size(large_jpegs):
 
 
 def test_draft_decoding_has_its_own_cache_entry_and_close_features(large_jpegs, tmp_path):
-    def extract(**kw):
+    def extract_with(**kw):
         return extract_features(large_jpegs, "db", (1.0, 1 / 16), cache_dir=tmp_path / "c", progress=False, **kw)
 
-    full, draft = extract(), extract(decode="draft")
+    full, draft = extract_with(), extract_with(decode="draft")
     assert len(entry_files(tmp_path)) == 4
     for r in full:
         assert not np.array_equal(full[r], draft[r])
         cos = (full[r] * draft[r]).sum(1) / np.linalg.norm(full[r], axis=1) / np.linalg.norm(draft[r], axis=1)
         assert cos.min() > 0.95
     with pytest.raises(ValueError, match="reference='input'"):
-        extract(decode="draft", reference="original")
+        extract_with(decode="draft", reference="original")
     with pytest.raises(ValueError, match="precision"):
-        extract(precision="float8")
+        extract_with(precision="float8")
 
 
 def test_float16_autocast_has_its_own_entry_and_close_features(tiny_dataset, tmp_path):
@@ -353,7 +353,7 @@ def native_half_precision(precision: str) -> bool:
 def test_float16_autocast_changes_no_map_by_more_than_0_005(mini_dataset, tmp_path):
     import torch
 
-    from fsrlib.retrieval import compute_map, rank_database
+    from fsrlib.evaluation.retrieval import compute_map, rank_database
 
     if not native_half_precision("float16"):
         pytest.skip("this CPU emulates float16 convolutions (~10x slower than float32 here: about 40 minutes for "
@@ -377,8 +377,8 @@ def test_the_cache_key_names_the_degradation_by_its_name(tiny_dataset):
     a word the method registry owns), and an entry's file name says it too."""
     from pathlib import Path
 
-    from fsrlib.backbones import get_backbone_spec
-    from fsrlib.feature_cache import cache_key, cache_path
+    from fsrlib.features.backbones import get_backbone_spec
+    from fsrlib.features.cache import cache_key, cache_path
 
     items = tiny_dataset.split_items("db")
     key = cache_key(tiny_dataset, items, get_backbone_spec("efficientnet_lite0"), 0.25, "antialias", "input",
@@ -394,7 +394,7 @@ def two_photos(tmp_path):
     import skimage.data
     from PIL import Image
 
-    from fsrlib.datasets import RetrievalDataset
+    from fsrlib.data.datasets import RetrievalDataset
 
     Image.fromarray(skimage.data.astronaut()).save(tmp_path / "astronaut.png")
     Image.fromarray(skimage.data.chelsea()).save(tmp_path / "chelsea.jpg", quality=90)
@@ -410,26 +410,26 @@ def forbid(monkeypatch, name):
     def fail(*args, **kwargs):
         raise AssertionError(f"features.{name} was called on the path that should not call it")
 
-    monkeypatch.setattr(features, name, fail)
+    monkeypatch.setattr(extract, name, fail)
 
 
 @pytest.mark.parametrize("degradation, workers", [("uniform", 0), ("antialias", 0), ("uniform", 2)])
 def test_ratios_on_device_give_the_workers_features(two_photos, tmp_path, monkeypatch, degradation, workers):
-    from fsrlib.degrade import PAPER_RATIOS
+    from fsrlib.features.degrade import PAPER_RATIOS
 
     ratios = (1.0, *PAPER_RATIOS)
 
-    def extract(on_device):
+    def extract_with(on_device):
         return extract_features(two_photos, "db", ratios, cache_dir=tmp_path / str(on_device), progress=False,
                                 degradation=degradation, store_dtype="float32", workers=workers,
                                 ratios_on_device=on_device)
 
-    pil = extract(False)
+    pil = extract_with(False)
     degraded = []
-    degrade_batch = features.degrade_batch
-    monkeypatch.setattr(features, "degrade_batch", lambda b, r, d: degraded.append((r, d)) or degrade_batch(b, r, d))
+    degrade_batch = extract.degrade_batch
+    monkeypatch.setattr(extract, "degrade_batch", lambda b, r, d: degraded.append((r, d)) or degrade_batch(b, r, d))
     forbid(monkeypatch, "degrade")  # the workers' PIL degradation (forked workers inherit the patch)
-    device = extract(True)
+    device = extract_with(True)
     assert sorted(degraded) == sorted((r, degradation) for r in ratios)  # one batch: each ratio made once, here
     for r in ratios:
         assert cosines(device[r], pil[r]).min() >= 0.99999, f"ratio {r}"
@@ -454,7 +454,7 @@ def test_both_paths_read_each_others_cache_entries(two_photos, tmp_path, monkeyp
 
 
 def test_original_reference_and_isr_stay_on_the_workers_path(two_photos, tmp_path, monkeypatch):
-    from fsrlib.isr import SRCNN, Upscaler
+    from fsrlib.methods.isr import SRCNN, Upscaler
 
     up = Upscaler("srcnn", {1 / 4: SRCNN().eval()}, cache_id="untrained-srcnn")
     cases = [{"reference": "original"}, {"upscaler": up}]
@@ -469,7 +469,7 @@ def test_original_reference_and_isr_stay_on_the_workers_path(two_photos, tmp_pat
 
 
 def test_a_worker_ships_the_undegraded_input_once(two_photos):
-    from fsrlib.features import FeatureRecipe, _JobImages
+    from fsrlib.features.extract import FeatureRecipe, _JobImages
 
     items = two_photos.split_items("query")  # the box is applied before the resize, as on the workers' path
     pil = _JobImages(two_photos, items, FeatureRecipe(), 224)[(0, (1.0, 1 / 4))]
@@ -479,13 +479,13 @@ def test_a_worker_ships_the_undegraded_input_once(two_photos):
 
 
 def test_ratios_on_device_default_and_bad_values(monkeypatch):
-    from fsrlib.features import LoaderConfig
+    from fsrlib.features.extract import LoaderConfig
 
     assert not LoaderConfig().degrades_on_device
     assert LoaderConfig(ratios_on_device=True).degrades_on_device
     with pytest.raises(ValueError, match="ratios_on_device"):
         LoaderConfig(ratios_on_device="on")
-    monkeypatch.setattr(features, "resolve_device", lambda device: device)  # no GPU needed to resolve "auto"
+    monkeypatch.setattr(extract, "resolve_device", lambda device: device)  # no GPU needed to resolve "auto"
     assert LoaderConfig("cuda").degrades_on_device and LoaderConfig("cuda:1").degrades_on_device
     assert not LoaderConfig("mps").degrades_on_device  # degrade_batch computes on the CPU there
     assert not LoaderConfig("cuda", ratios_on_device=False).degrades_on_device
@@ -499,7 +499,7 @@ def test_any_pixel_transform_is_an_input_of_the_recipe_with_its_own_cache_entrie
 
     from PIL import ImageOps
 
-    from fsrlib.features import PixelTransform
+    from fsrlib.features.extract import PixelTransform
 
     class Grey:
         name = "grey"
@@ -527,6 +527,6 @@ def test_any_pixel_transform_is_an_input_of_the_recipe_with_its_own_cache_entrie
     assert len(entry_files(tmp_path)) == 4
     with pytest.raises(ValueError, match="not trained for ratios"):
         extract_features(tiny_dataset, "query", (1 / 2,), progress=False, cache_dir=tmp_path / "c", upscaler=Grey("g1"))
-    code = "import sys, fsrlib.features, fsrlib.feature_cache; print('fsrlib.isr' in sys.modules)"
+    code = "import sys, fsrlib.features.extract, fsrlib.features.cache; print('fsrlib.methods.isr' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"

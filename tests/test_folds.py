@@ -1,4 +1,4 @@
-"""Evaluation protocols (fsrlib.protocols): which images a trained method may learn from."""
+"""Evaluation protocols (fsrlib.data.protocols): which images a trained method may learn from."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,9 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsrlib.datasets import RetrievalDataset
-from fsrlib.protocols import (cross_dataset_folds, group_disjoint_folds, image_group, make_folds, paper_folds,
-                              pooled_training_set, query_groups, seen_groups)
+from fsrlib.data.datasets import RetrievalDataset
+from fsrlib.data.protocols import (
+    cross_dataset_folds,
+    group_disjoint_folds,
+    image_group,
+    make_folds,
+    paper_folds,
+    pooled_training_set,
+    query_groups,
+    seen_groups,
+)
 
 
 def holidays_like(root: Path, groups: int = 7, per_group: int = 3) -> RetrievalDataset:

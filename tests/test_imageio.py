@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.imageio import ImageReadError, crop_box, load_image
+from fsrlib.data.imageio import ImageReadError, crop_box, load_image
 
 
 @pytest.fixture

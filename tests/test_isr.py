@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fsrlib.isr import (
+from fsrlib.methods.isr import (
     SRCNN,
     VDSR,
     Upscaler,
@@ -18,8 +18,8 @@ from fsrlib.isr import (
     super_resolve,
     ycbcr_to_rgb,
 )
-from fsrlib.isr_train import ISRTrainConfig, evaluate_isr, isr_config, luma_pairs, sample_batch, train_isr
-from fsrlib.models import count_parameters
+from fsrlib.methods.isr_train import ISRTrainConfig, evaluate_isr, isr_config, luma_pairs, sample_batch, train_isr
+from fsrlib.methods.models import count_parameters
 
 
 def test_srcnn_915_shapes_and_parameters():
@@ -70,7 +70,7 @@ def test_upscaling_ratio_of_four_is_rejected(tiny_dataset):
 
 
 def test_damaged_isr_checkpoint_is_rebuilt(tiny_dataset, tmp_path):
-    from fsrlib.isr_train import train_isr_cached
+    from fsrlib.methods.isr_train import train_isr_cached
 
     cfg = ISRTrainConfig(model="srcnn", ratios=(1 / 4,), patch_size=33, batch_size=2, steps=2)
     first, _, key = train_isr_cached(tiny_dataset, cfg, tmp_path)
@@ -169,9 +169,9 @@ def test_realign_uniform_moves_kept_pixels_back_where_they_were_taken():
     """Uniform sub-sampling by 2 keeps pixel 2j+1; bicubic up-sampling shows it at 2j+0.5: on a smooth pattern the
     bicubic image is off by the pattern's slope times half a pixel, the re-aligned one is not. At x7 (224 = 7 x 32)
     nothing moves."""
-    from fsrlib.degrade import degrade, uniform_kept_positions
-    from fsrlib.isr import realign_uniform
-    from fsrlib.isr_train import luma
+    from fsrlib.features.degrade import degrade, uniform_kept_positions
+    from fsrlib.methods.isr import realign_uniform
+    from fsrlib.methods.isr_train import luma
 
     np.testing.assert_array_equal(uniform_kept_positions(224, 112)[:2], [[1, 0.5], [3, 2.5]])
     np.testing.assert_array_equal(uniform_kept_positions(224, 32)[:2], [[3, 3], [10, 10]])
@@ -192,7 +192,7 @@ def test_realign_uniform_moves_kept_pixels_back_where_they_were_taken():
 
 
 def test_features_through_an_upscaler(tiny_dataset):
-    from fsrlib.features import extract_features
+    from fsrlib.features.extract import extract_features
 
     up = Upscaler("srcnn", {1 / 4: SRCNN().eval()}, cache_id="untrained-srcnn")
     raw = extract_features(tiny_dataset, "query", (1.0, 1 / 4), progress=False)
@@ -205,8 +205,8 @@ def test_features_through_an_upscaler(tiny_dataset):
 
 def test_core_experiment_with_isr_rows(mini_dataset, monkeypatch):
     """srcnn/vdsr go through the same extraction and evaluation; SRCNN has rows only at its trained ratios."""
-    from fsrlib import isr_train
     from fsrlib.experiment import ExperimentConfig, pivot, run
+    from fsrlib.methods import isr_train
 
     tiny = {"srcnn": {"patch_size": 33, "batch_size": 4, "steps": 3, "lr": 1e-3},
             "vdsr": {"patch_size": 41, "batch_size": 2, "steps": 2, "lr": 1e-4,
@@ -226,7 +226,7 @@ def test_an_upscaler_made_with_device_auto_runs_on_this_machines_best_device():
     """Issue 25: the chapters pass ``device="auto"``; an Upscaler built with it (isr's solutions do) resolves it
     once, and an unknown device is a clear error, not a failure deep inside torch."""
     from fsrlib.devices import best_device
-    from fsrlib.isr import SRCNN, Upscaler
+    from fsrlib.methods.isr import SRCNN, Upscaler
 
     up = Upscaler("srcnn", {0.25: SRCNN()}, cache_id="srcnn-test", device="auto")
     assert up.device == best_device()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fsrlib.losses import (
+from fsrlib.methods.losses import (
     FocalDistance,
     adversarial_loss,
     critic_loss,

@@ -1,4 +1,4 @@
-"""The method registry (fsrlib.methods): one entry and one signature per method, read by the experiment, the
+"""The method registry (fsrlib.methods.registry): one entry and one signature per method, read by the experiment, the
 CLI and the figures."""
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from fsrlib import methods
 from fsrlib.experiment import ExperimentConfig, run
-from fsrlib.methods import METHODS, FoldContext, MethodSettings, get_method, register_method
+from fsrlib.methods.registry import GENERATORS, METHODS, FoldContext, MethodSettings, get_method, register_method
 from fsrlib.plotting import method_colors, method_label
 
 
@@ -32,7 +31,7 @@ def test_every_method_has_one_entry_with_what_its_readers_need():
     assert {m for m, v in METHODS.items() if not v.trained} == {"raw", "bicubic"}
     assert {m for m, v in METHODS.items() if v.input == "pixels"} == {"srcnn", "vdsr", "student"}
     # the generator methods are exactly the generator table's, and they read the GAN budget
-    assert {m for m, v in METHODS.items() if "critic_iters" in v.reads} == set(methods.GENERATORS)
+    assert {m for m, v in METHODS.items() if "critic_iters" in v.reads} == set(GENERATORS)
     # every method has a colour in the figures; distinct ones except raw and bicubic, which are one thing
     colors = method_colors(["hr", *METHODS])
     assert all(colors.values()) and colors["raw"] == colors["bicubic"]
@@ -85,7 +84,7 @@ def test_a_decorated_function_is_a_method_the_experiment_runs_fold_by_fold(regis
 
 @pytest.mark.parametrize("name", ["srcnn", "vdsr"])
 def test_the_isr_methods_train_on_the_experiments_degradation_and_reference(monkeypatch, tiny_dataset, name):
-    from fsrlib import isr_train
+    from fsrlib.methods import isr_train
 
     class Stop(Exception):
         pass
@@ -97,7 +96,7 @@ def test_the_isr_methods_train_on_the_experiments_degradation_and_reference(monk
         raise Stop
 
     monkeypatch.setattr(isr_train, "trained_upscaler", capture)
-    budget = MethodSettings(ratios=(1.0, 1 / 9), degradation="antialias", reference="original", isr_profile="paper",
+    budget = MethodSettings(ratios=(1.0, 1 / 9), degradation="antialias", reference="original", pixel_profile="paper",
                           seed=4)
     with pytest.raises(Stop):
         get_method(name).run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fsrlib.models import (
+from fsrlib.methods.models import (
     Conv2dSame,
     CriticConfig,
     FeatureCritic,

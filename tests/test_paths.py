@@ -40,11 +40,12 @@ def test_cache_names_do_not_change_with_the_code_that_makes_them():
     # refactor that respelled the key's JSON would orphan every reader's cache, so the names are pinned here
     import numpy as np
 
-    from fsrlib import feature_cache, student, train
+    from fsrlib.features.cache import key_digest
+    from fsrlib.methods import student, train
 
     key = {"kind": "features", "n_images": 3, "ratio": 0.25, "backbone": "efficientnet_lite0"}
-    assert feature_cache.key_digest(key) == "954cd571d27b7ed0a639"
-    assert student._digest(key) == "954cd571d27b7ed0a6394430"
+    assert key_digest(key) == "954cd571d27b7ed0a639"
+    assert student.student_digest(key) == "954cd571d27b7ed0a6394430"
     assert json_digest(key, None).startswith("954cd571d27b7ed0a6394430") and len(json_digest(key, None)) == 64
     features = {0.25: np.arange(6, dtype=np.float32).reshape(2, 3)}
     assert train.training_key(features, train.TrainConfig()) == "942791eed89ff280913a"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.datasets import DatasetNotFoundError, load_dataset, locate
+from fsrlib.data.datasets import DatasetNotFoundError, load_dataset, locate
+from fsrlib.data.protocols import cross_dataset_folds
 from fsrlib.experiment import ExperimentConfig, run
-from fsrlib.protocols import cross_dataset_folds
 
 
 def _photo(path, seed=0, size=(40, 30), fmt=None):

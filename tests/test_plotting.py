@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from fsrlib.evaluation.retrieval import average_precision  # noqa: E402
 from fsrlib.plotting import plot_precision_recall  # noqa: E402
-from fsrlib.retrieval import average_precision  # noqa: E402
 
 
 def polygon_area(vertices: np.ndarray) -> float:
@@ -77,4 +77,26 @@ def test_legend_below_replaces_every_panel_legend_by_one_under_the_axes():
     fig.canvas.draw()
     box = legend.get_window_extent()
     assert box.y1 <= min(ax.get_window_extent().y0 for ax in axes)  # below the panels, over no data
+    plt.close(fig)
+
+
+def test_learning_curve_draws_each_ratio_at_its_sizes_with_its_interval_and_raw():
+    import pandas as pd
+
+    from fsrlib.plotting import plot_learning_curve
+
+    table = pd.DataFrame({"run": [400, 400, 2400, 2400], "ratio": [1 / 36, 1 / 64] * 2,
+                          "ratio_label": ["1/36", "1/64"] * 2, "mAP": [0.58, 0.53, 0.60, 0.54],
+                          "lo": [0.51, 0.47, 0.54, 0.47], "hi": [0.64, 0.60, 0.67, 0.60],
+                          "seed_min": [0.57, 0.52, 0.59, 0.53], "seed_max": [0.59, 0.54, 0.61, 0.55]})
+    fig, ax = plt.subplots()
+    plot_learning_curve(table, {1 / 36: 0.527, 1 / 64: 0.384}, ax)
+    curves = {c.get_label(): c for c in ax.containers}  # one errorbar container per ratio
+    assert list(curves["student, 1/64"].lines[0].get_xdata()) == [400, 2400]
+    assert list(curves["student, 1/64"].lines[0].get_ydata()) == pytest.approx([0.53, 0.54])
+    segments = curves["student, 1/36"].lines[2][0].get_segments()  # the vertical bars: lo to hi at each size
+    assert [tuple(seg[:, 1]) for seg in segments] == [pytest.approx((0.51, 0.64)), pytest.approx((0.54, 0.67))]
+    raw = {line.get_label(): line for line in ax.get_lines()}["raw, 1/36"]
+    assert list(raw.get_ydata()) == pytest.approx([0.527, 0.527])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["400", "2,400"]
     plt.close(fig)

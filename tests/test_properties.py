@@ -2,7 +2,7 @@
 
 Metrics: every AP and P@k lies in [0, 1], a perfect ranking scores 1, ``compute_map`` agrees with a literal port
 of Oxford's ``compute_ap.cpp`` and revisitop's P@k written here, and impossible input is refused. Search: every
-index kind agrees with exact float64 search within the recall that ``fsrlib.search`` states, on databases with
+index kind agrees with exact float64 search within the recall that ``fsrlib.evaluation.search`` states, on databases with
 exactly tied (duplicated) rows and with norms of 1e-30 and 1e30.
 """
 from __future__ import annotations
@@ -12,8 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsrlib.retrieval import average_precision, compute_map, positive_positions, precision_at_k, random_ranking_maps
-from fsrlib.search import ApproximateConfig, FeatureIndex
+from fsrlib.evaluation.retrieval import (
+    average_precision,
+    compute_map,
+    positive_positions,
+    precision_at_k,
+    random_ranking_maps,
+)
+from fsrlib.evaluation.search import ApproximateConfig, FeatureIndex
 
 # failing examples are printed (with a blob that reproduces them), not saved between runs
 FAST = settings(max_examples=60, deadline=None, database=None, print_blob=True)
@@ -25,7 +31,6 @@ SCALES = (1e-30, 1.0, 1e30)
 
 # references written from the benchmarks' own code (Oxford's compute_ap.cpp is ported once, in test_retrieval)
 from test_retrieval import oxford_compute_ap  # noqa: E402
-
 
 
 def revisitop_precision(ranked: list[int], pos: set[int], junk: set[int], k: int) -> float:
@@ -219,7 +224,7 @@ def one_faiss_thread():
 
 def tie_aware_recall(true: np.ndarray, found: np.ndarray, tolerance: float = 2e-3) -> float:
     """Share of the found ``(Q, k)`` indices whose exact score reaches the k-th best (less ``tolerance``, the
-    float16 storage error), so that any of several exactly tied images counts (the recall fsrlib.search states)."""
+    float16 storage error), so that any of several exactly tied images counts (the recall fsrlib.evaluation.search states)."""
     k = found.shape[1]
     kth = -np.partition(-true, k - 1, axis=1)[:, k - 1:k]
     return float(np.mean(np.take_along_axis(true, found, 1) >= kth - tolerance))

@@ -3,7 +3,8 @@ implementations written here from the benchmarks' own definitions (comments say 
 import numpy as np
 import pytest
 
-from fsrlib.retrieval import compute_map, compute_map_revisited, rank_database, revisited_ground_truth
+from fsrlib.data.ground_truth import revisited_ground_truth
+from fsrlib.evaluation.retrieval import compute_map, compute_map_revisited, rank_database
 
 
 def holidays_reference_map(results: dict[str, list[str]], groups: dict[str, set[str]]) -> float:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fsrlib import backbones, datasets, methods
+from fsrlib.data import datasets
+from fsrlib.features import backbones
+from fsrlib.methods import registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -19,10 +21,10 @@ def test_extending_example_registers_and_runs():
         table = namespace["table"]
         maps = table[(table["metric"] == "mAP")].set_index("method")["value"]
         assert {"raw", "shrink"} <= set(maps.index) and maps["shrink"] > 0
-        assert methods.get_method("shrink").trained and methods.get_method("shrink").input == "features"
+        assert registry.get_method("shrink").trained and registry.get_method("shrink").input == "features"
         assert "lite0_copy" in backbones.BACKBONES and "holidays_again" in datasets.LOADERS
     finally:  # the registrations are undone for the other tests
-        for table, key in ((methods.METHODS, "shrink"), (datasets.LOADERS, "holidays_again"),
+        for table, key in ((registry.METHODS, "shrink"), (datasets.LOADERS, "holidays_again"),
                            (backbones.BACKBONES, "lite0_copy")):
             table.pop(key, None)
 

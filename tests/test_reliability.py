@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from fsrlib import paths
-from fsrlib.datasets import load_dataset, locate
-from fsrlib.datasets.mini import NotAMiniFolderError, load_mini
+from fsrlib.data.datasets import load_dataset, locate
+from fsrlib.data.datasets.mini import NotAMiniFolderError, load_mini
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_file_digests_are_remembered_across_processes_and_survive_a_read_only_me
 def test_an_exif_rotation_in_place_gives_new_features(tiny_dataset):
     """The issue's case: the orientation tag edited in place (same size, same modification time) used to return
     the old features from the cache."""
-    from fsrlib.features import extract_features
+    from fsrlib.features.extract import extract_features
 
     path = tiny_dataset.path(tiny_dataset.queries[0]).with_suffix(".jpg")
     exif = Image.Exif()
@@ -191,7 +191,7 @@ def test_a_file_changed_a_moment_ago_is_not_remembered(tmp_path):
 
 # ------------------------------------------------------------------ every file read back is verified
 def test_a_checkpoint_with_a_changed_weight_is_retrained_with_a_warning(tmp_path):
-    from fsrlib.train import TrainConfig, load_generator, train_cached
+    from fsrlib.methods.train import TrainConfig, load_generator, train_cached
 
     rng = np.random.default_rng(0)
     features = {1.0: rng.standard_normal((24, 16)).astype(np.float32),
@@ -226,7 +226,7 @@ def test_a_checkpoint_without_a_checksum_is_not_trusted(tmp_path):
 
 
 def test_a_file_that_is_not_an_fsrlib_checkpoint_is_never_overwritten(tmp_path):
-    from fsrlib.train import TrainConfig, train_fsrgan
+    from fsrlib.methods.train import TrainConfig, train_fsrgan
 
     features = {1.0: np.ones((8, 4), np.float32), 0.25: np.zeros((8, 4), np.float32)}
     mine = tmp_path / "mine.pt"
@@ -244,7 +244,7 @@ def test_a_file_that_is_not_an_fsrlib_checkpoint_is_never_overwritten(tmp_path):
 
 @pytest.mark.slow
 def test_bitrate_bits_are_verified_and_rebuilt(mini_dataset, tmp_path):
-    from fsrlib.bitrate import parse_codec, sent_queries
+    from fsrlib.evaluation.bitrate import parse_codec, sent_queries
 
     codec = parse_codec("png")
     first = sent_queries(mini_dataset, 1 / 16, codec, cache_dir=tmp_path)
@@ -276,8 +276,8 @@ def test_a_corrupt_entry_in_a_read_only_cache_is_a_clear_error(tmp_path, monkeyp
 # ------------------------------------------------------------------ concurrent runs
 @pytest.mark.slow
 def test_two_concurrent_extractions_into_one_cache_both_succeed(tmp_path, mini_dataset):
-    code = ("import sys, numpy as np; from fsrlib.datasets import load_dataset; "
-            "from fsrlib.features import extract_features; "
+    code = ("import sys, numpy as np; from fsrlib.data.datasets import load_dataset; "
+            "from fsrlib.features.extract import extract_features; "
             "ds = load_dataset('mini', sys.argv[1]); "
             "f = extract_features(ds, 'query', (1.0, 0.25), progress=False, workers=0, chunk_size=8, batch_size=4); "
             "np.save(sys.argv[2], np.stack([f[1.0], f[0.25]]))")
@@ -292,12 +292,12 @@ def test_two_concurrent_extractions_into_one_cache_both_succeed(tmp_path, mini_d
 
 def test_the_command_line_extraction_waits_for_a_concurrent_one(tmp_path, mini_dataset, monkeypatch):
     """``python -m fsrlib extract`` runs through distributed.extract_sharded: it takes the same locks."""
-    from fsrlib import features
-    from fsrlib.distributed import extract_sharded
+    from fsrlib.features import extract
+    from fsrlib.features.distributed import extract_sharded
 
     taken = []
-    real = features.locked
-    monkeypatch.setattr(features, "locked", lambda entries, what: taken.append(list(entries)) or real(entries, what))
+    real = extract.locked
+    monkeypatch.setattr(extract, "locked", lambda entries, what: taken.append(list(entries)) or real(entries, what))
     plan = extract_sharded(mini_dataset, "query", (1.0,), cache_dir=tmp_path, progress=False)
     assert taken and taken[0] == [plan.paths[1.0]]
     assert Path(str(plan.paths[1.0]) + ".lock").exists()
@@ -316,7 +316,7 @@ def test_a_lock_that_cannot_be_taken_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_mini_is_built_once_by_concurrent_loaders(tmp_path):
-    code = ("import sys; from fsrlib.datasets.mini import load_mini; ds = load_mini(sys.argv[1]); "
+    code = ("import sys; from fsrlib.data.datasets.mini import load_mini; ds = load_mini(sys.argv[1]); "
             "assert all(ds.path(p).is_file() for p in ds.images + ds.queries + ds.train); print(ds.version)")
     runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "mini")], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -327,7 +327,7 @@ def test_mini_is_built_once_by_concurrent_loaders(tmp_path):
 
 
 def test_a_file_added_while_mini_builds_is_kept(tmp_path, monkeypatch):
-    from fsrlib.datasets import mini
+    from fsrlib.data.datasets import mini
 
     root = tmp_path / "mini"
     real_build = mini.build_mini
@@ -353,7 +353,7 @@ def test_an_empty_folder_keeps_its_permissions(tmp_path):
 
 
 def test_unpacking_never_replaces_a_file_that_differs(tmp_path):
-    from fsrlib.download import DownloadError, _merge_into
+    from fsrlib.data.download import DownloadError, _merge_into
 
     src, dest = tmp_path / "src", tmp_path / "dest"
     for root, text in ((src, "archive"), (dest, "corrected by me")):

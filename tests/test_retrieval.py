@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fsrlib.retrieval import (
+from fsrlib.evaluation.retrieval import (
     average_precision,
     check_ranking,
     compute_map,
@@ -185,7 +185,7 @@ def test_retrieval_module_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, fsrlib.retrieval; print('torch' in sys.modules)"
+    code = "import sys, fsrlib.evaluation.retrieval; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

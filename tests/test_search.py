@@ -4,9 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
-from fsrlib.retrieval import l2_normalize, rank_database
-from fsrlib.search import ApproximateConfig, FeatureIndex
-from fsrlib.whitening import PCAWhitening, learn_pca_whitening, pca_whiten
+from fsrlib.evaluation.retrieval import l2_normalize, rank_database
+from fsrlib.evaluation.search import ApproximateConfig, FeatureIndex
+from fsrlib.evaluation.whitening import PCAWhitening, learn_pca_whitening, pca_whiten
 
 
 @pytest.fixture
@@ -316,7 +316,7 @@ def test_config_must_be_an_approximate_config(data):
 
 def test_faiss_errors_say_which_setting_to_change(data, monkeypatch):
     faiss = pytest.importorskip("faiss")
-    from fsrlib.search import IndexConfigError
+    from fsrlib.evaluation.search import IndexConfigError
 
     db, q = data
 

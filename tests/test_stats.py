@@ -1,13 +1,20 @@
-"""Bootstrap intervals, paired comparisons, verdicts and tolerance checks (fsrlib.stats)."""
+"""Bootstrap intervals, paired comparisons, verdicts and tolerance checks (fsrlib.evaluation.stats)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fsrlib.analysis import paired_by_query, rescued_and_broken, summarize, versus_baseline
-from fsrlib.stats import (ToleranceError, bootstrap_interval, check_between, check_close, compare, gap_recovered,
-                          verdict)
+from fsrlib.evaluation.analysis import paired_by_query, rescued_and_broken, summarize, versus_baseline
+from fsrlib.evaluation.stats import (
+    ToleranceError,
+    bootstrap_interval,
+    check_between,
+    check_close,
+    compare,
+    gap_recovered,
+    verdict,
+)
 
 
 def test_interval_contains_the_mean_and_shrinks_with_more_queries():
@@ -103,7 +110,7 @@ def test_paired_comparison_names_its_unit():
 
 
 def test_verdicts_by_ratio_and_their_phrase():
-    from fsrlib.analysis import verdict_phrase, verdicts_by_ratio
+    from fsrlib.evaluation.analysis import verdict_phrase, verdicts_by_ratio
 
     rng = np.random.default_rng(0)
     rows = []
@@ -125,7 +132,7 @@ def test_verdicts_by_ratio_and_their_phrase():
 
 
 def test_mean_pairwise_cosine_matches_the_explicit_mean_and_flags_a_collapsed_map():
-    from fsrlib.analysis import mean_pairwise_cosine
+    from fsrlib.evaluation.analysis import mean_pairwise_cosine
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, 5))
@@ -146,7 +153,7 @@ def test_mean_pairwise_cosine_matches_the_explicit_mean_and_flags_a_collapsed_ma
 
 
 def test_output_similarity_separates_an_identity_map_from_a_collapsed_one():
-    from fsrlib.analysis import output_similarity
+    from fsrlib.evaluation.analysis import output_similarity
 
     rng = np.random.default_rng(1)
     hr = rng.standard_normal((20, 8))
@@ -210,8 +217,8 @@ def test_a_comparison_prints_its_own_level():
 
 
 def test_ordering_reading_names_where_a_claimed_order_holds_fails_or_is_unsettled():
-    from fsrlib.analysis import ordering_reading
-    from fsrlib.stats import Comparison
+    from fsrlib.evaluation.analysis import ordering_reading
+    from fsrlib.evaluation.stats import Comparison
 
     better, worse, unclear = Comparison(0.1, 0.05, 0.15), Comparison(-0.1, -0.15, -0.05), Comparison(0.0, -0.1, 0.1)
     assert ordering_reading({"A": better, "B": worse, "C": unclear, "D": None}) == (

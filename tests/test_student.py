@@ -12,15 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from fsrlib import student as st
-from fsrlib.backbones import load_backbone
-from fsrlib.datasets import RetrievalDataset
-from fsrlib.datasets.holidays import load_holidays
-from fsrlib.degrade import degrade
-from fsrlib.features import extract_features, image_features
-from fsrlib.imageio import load_image
-from fsrlib.losses import focal_distance
-from fsrlib.protocols import group_disjoint_folds, image_group
+from fsrlib.data.datasets import RetrievalDataset
+from fsrlib.data.datasets.holidays import load_holidays
+from fsrlib.data.imageio import load_image
+from fsrlib.data.protocols import group_disjoint_folds, image_group
+from fsrlib.features.backbones import load_backbone
+from fsrlib.features.degrade import degrade
+from fsrlib.features.extract import extract_features, image_features
+from fsrlib.methods import student as st
+from fsrlib.methods import student_pairs, student_train
+from fsrlib.methods.losses import focal_distance
 
 RATIOS = (1 / 16, 1 / 64)
 TINY = st.StudentConfig(crops_per_image=1, ratios_per_crop=2, ratios=RATIOS, crop_area=(1.0, 1.0), flip=False,
@@ -47,8 +48,8 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pairs(photos, cache) -> st.StudentPairs:
-    return st.build_pairs(photos, TINY, cache_dir=cache)
+def pairs(photos, cache) -> student_pairs.StudentPairs:
+    return student_pairs.build_pairs(photos, TINY, cache_dir=cache)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -106,7 +107,7 @@ def test_pair_targets_and_inputs_are_the_frozen_features_of_degrade(pairs, photo
 
 
 def test_a_photos_pairs_do_not_depend_on_the_other_photos(pairs, photos, tmp_path):
-    alone = st.build_pairs(replace(photos, train=(photos.train[2],)), TINY, cache_dir=tmp_path)
+    alone = student_pairs.build_pairs(replace(photos, train=(photos.train[2],)), TINY, cache_dir=tmp_path)
     mine = pairs.image == 2
     assert torch.equal(alone.lr, pairs.lr[mine]) and torch.equal(alone.ratio, pairs.ratio[mine])
 
@@ -114,22 +115,22 @@ def test_a_photos_pairs_do_not_depend_on_the_other_photos(pairs, photos, tmp_pat
 def test_more_crops_reuse_the_cached_ones(photos, cache, pairs, monkeypatch):
     one_photo = replace(photos, train=(photos.train[0],))
     calls = []
-    original = st.crop_arrays
-    monkeypatch.setattr(st, "crop_arrays", lambda *a, **k: calls.append(1) or original(*a, **k))
-    two = st.build_pairs(one_photo, replace(TINY, crops_per_image=2), cache_dir=cache)
+    original = student_pairs.crop_arrays
+    monkeypatch.setattr(student_pairs, "crop_arrays", lambda *a, **k: calls.append(1) or original(*a, **k))
+    two = student_pairs.build_pairs(one_photo, replace(TINY, crops_per_image=2), cache_dir=cache)
     assert len(calls) == 1  # only the photo's second crop was computed; the first came from the cache
     assert len(two) == 2 * int((pairs.image == 0).sum())
     assert torch.equal(two.lr[:len(two) // 2], pairs.lr[pairs.image == 0])
 
 
 def test_a_corrupt_pair_entry_is_rebuilt_with_a_warning(photos, pairs, tmp_path):
-    st.build_pairs(replace(photos, train=(photos.train[0],)), TINY, cache_dir=tmp_path)
+    student_pairs.build_pairs(replace(photos, train=(photos.train[0],)), TINY, cache_dir=tmp_path)
     entries = sorted((tmp_path / "student" / "pairs").rglob("*.npz"))
     assert len(entries) == 2  # at the cache block, and at the tail's input
     for entry in entries:
         entry.write_bytes(b"not an npz")
     with pytest.warns(UserWarning, match="unusable"):
-        again = st.build_pairs(replace(photos, train=(photos.train[0],)), TINY, cache_dir=tmp_path)
+        again = student_pairs.build_pairs(replace(photos, train=(photos.train[0],)), TINY, cache_dir=tmp_path)
     assert torch.equal(again.lr, pairs.lr[pairs.image == 0])
 
 
@@ -164,22 +165,22 @@ def test_similarity_kl_is_zero_for_the_same_ranking_and_has_gradients():
 def test_training_reduces_the_distance_to_the_full_size_features(pairs, backbone):
     cfg = replace(TINY, steps=8, lr=2e-3)
     before = st.ResolutionStudent(backbone, cfg.cache_block, cfg.trainable_blocks)
-    after, history = st.fit_student(pairs, cfg)
+    after, history = student_train.fit_student(pairs, cfg)
     lr_pairs = pairs.subset(pairs.ratio < 1)
-    d_before, d_after = st.pair_distance(before, lr_pairs), st.pair_distance(after, lr_pairs)
+    d_before, d_after = student_train.pair_distance(before, lr_pairs), student_train.pair_distance(after, lr_pairs)
     assert len(history["loss"]) == 8 and np.isfinite(history["loss"]).all()
     assert np.mean(list(d_after.values())) < 0.8 * np.mean(list(d_before.values()))
 
 
 def test_training_is_reproducible_for_a_seed(pairs):
     cfg = replace(TINY, steps=3, lr=1e-3, seed=5)
-    _, first = st.fit_student(pairs, cfg)
-    _, second = st.fit_student(pairs, cfg)
+    _, first = student_train.fit_student(pairs, cfg)
+    _, second = student_train.fit_student(pairs, cfg)
     assert first["loss"] == second["loss"]
 
 
 def test_zero_steps_gives_the_frozen_query_features(photos, cache):
-    untrained = st.train_student(photos, TINY, cache_dir=cache)
+    untrained = student_train.train_student(photos, TINY, cache_dir=cache)
     mine = extract_features(photos, "query", (1.0, *RATIOS), network=untrained.network(), store_dtype="float32",
                             cache_dir=cache, progress=False)
     frozen = extract_features(photos, "query", (1.0, *RATIOS), store_dtype="float32", cache_dir=cache,
@@ -191,15 +192,15 @@ def test_zero_steps_gives_the_frozen_query_features(photos, cache):
 
 def test_checkpoint_round_trip_records_config_and_training_list(photos, cache, monkeypatch):
     cfg = replace(TINY, steps=2, seed=11)
-    trained = st.train_student(photos, cfg, cache_dir=cache)
-    path = st.checkpoint_path(cache, st.student_key(photos, cfg))
+    trained = student_train.train_student(photos, cfg, cache_dir=cache)
+    path = student_train.checkpoint_path(cache, student_train.student_key(photos, cfg))
     stored = torch.load(path, weights_only=True)
     assert stored["config"] == asdict(cfg)
     assert stored["training_images"] == [{"dataset": "photos", "folder": str(photos.root), "path": p}
                                          for p in photos.train]
-    monkeypatch.setattr(st, "fit_student", lambda *a, **k: pytest.fail("a cached student was trained again"))
-    again = st.train_student(photos, cfg, cache_dir=cache)
-    rebuilt = st.load_student(path)  # from the stored config alone
+    monkeypatch.setattr(student_train, "fit_student", lambda *a, **k: pytest.fail("a cached student was trained again"))
+    again = student_train.train_student(photos, cfg, cache_dir=cache)
+    rebuilt = student_train.load_student(path)  # from the stored config alone
     for loaded in (again, rebuilt):
         assert loaded.config == cfg and loaded.training_images == trained.training_images
         assert loaded.history == trained.history
@@ -209,18 +210,18 @@ def test_checkpoint_round_trip_records_config_and_training_list(photos, cache, m
 
 def test_a_corrupt_checkpoint_is_rebuilt_with_a_warning(photos, cache):
     cfg = replace(TINY, steps=1, seed=12)
-    st.train_student(photos, cfg, cache_dir=cache)
-    path = st.checkpoint_path(cache, st.student_key(photos, cfg))
+    student_train.train_student(photos, cfg, cache_dir=cache)
+    path = student_train.checkpoint_path(cache, student_train.student_key(photos, cfg))
     path.write_bytes(path.read_bytes()[:100])
     with pytest.warns(UserWarning, match="unusable"):
-        rebuilt = st.train_student(photos, cfg, cache_dir=cache)
-    assert len(rebuilt.history["loss"]) == 1 and st.load_student(path) is not None
+        rebuilt = student_train.train_student(photos, cfg, cache_dir=cache)
+    assert len(rebuilt.history["loss"]) == 1 and student_train.load_student(path) is not None
 
 
 def test_an_excluded_image_in_the_training_list_is_refused(photos, cache):
     with pytest.raises(ValueError, match="excluded"):
-        st.train_student(photos, TINY, exclude=[photos.path(photos.train[1])], cache_dir=cache)
-    rows = st.training_list(photos, exclude=[photos.root / "elsewhere.png"])
+        student_train.train_student(photos, TINY, exclude=[photos.path(photos.train[1])], cache_dir=cache)
+    rows = student_train.training_list(photos, exclude=[photos.root / "elsewhere.png"])
     assert [r["path"] for r in rows] == list(photos.train)
 
 
@@ -234,10 +235,10 @@ def test_group_disjoint_training_lists_never_hold_a_test_group(tmp_path):
     for fold in group_disjoint_folds(holidays, k=3):
         test_groups = {image_group(holidays, holidays.queries[q]) for q in fold.query_index}
         banned = [holidays.path(p) for p in holidays.images if image_group(holidays, p) in test_groups]
-        rows = st.training_list(fold.train, exclude=banned)
+        rows = student_train.training_list(fold.train, exclude=banned)
         assert rows and not {image_group(holidays, r["path"]) for r in rows} & test_groups
         with pytest.raises(ValueError, match="excluded"):
-            st.training_list(replace(fold.train, train=(*fold.train_images, holidays.images[0])),
+            student_train.training_list(replace(fold.train, train=(*fold.train_images, holidays.images[0])),
                              exclude=[holidays.path(p) for p in holidays.images])
 
 
@@ -267,13 +268,13 @@ def test_crop_zero_is_the_whole_photo_and_the_others_cover_a_share_in_crop_area(
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
     cfg = replace(st.StudentConfig(), flip=False, crop_area=(0.35, 0.6))
     rng = np.random.default_rng(1)
-    assert np.array_equal(np.asarray(st.augmented_crop(photo, 1.0, rng, cfg)), np.asarray(photo))
+    assert np.array_equal(np.asarray(student_pairs.augmented_crop(photo, 1.0, rng, cfg)), np.asarray(photo))
     for _ in range(20):
         scale = float(rng.uniform(*cfg.crop_area))
-        w, h = st.augmented_crop(photo, scale, rng, cfg).size
+        w, h = student_pairs.augmented_crop(photo, scale, rng, cfg).size
         assert w <= 400 and h <= 300 and 0.3 < w * h / (400 * 300) < 0.65
-    whole, _ = st.crop_inputs(photo, 0, np.random.default_rng(2), cfg)
-    other, _ = st.crop_inputs(photo, 1, np.random.default_rng(2), cfg)
+    whole, _ = student_pairs.crop_inputs(photo, 0, np.random.default_rng(2), cfg)
+    other, _ = student_pairs.crop_inputs(photo, 1, np.random.default_rng(2), cfg)
     assert np.array_equal(np.asarray(whole[0]), np.asarray(degrade(photo, 1.0).upsampled))
     assert not np.array_equal(np.asarray(other[0]), np.asarray(whole[0]))
 
@@ -282,15 +283,15 @@ def test_a_budget_in_passes_counts_steps_from_the_pairs(pairs):
     cfg = replace(TINY, steps=None, passes=2.0, lr=1e-3)
     n_lr = int((pairs.ratio < 1).sum())
     assert cfg.steps_for(n_lr) == -(-2 * n_lr // cfg.batch_size)
-    _, history = st.fit_student(pairs, cfg)
+    _, history = student_train.fit_student(pairs, cfg)
     assert history["steps"] == len(history["loss"]) == cfg.steps_for(n_lr)
-    _, cosine = st.fit_student(pairs, replace(cfg, schedule="cosine"))
+    _, cosine = student_train.fit_student(pairs, replace(cfg, schedule="cosine"))
     assert cosine["steps"] == history["steps"] and cosine["loss"] != history["loss"]
 
 
 def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_reference(monkeypatch, tiny_dataset):
     """Issue 27: the registered method used to train on the student's defaults whatever the experiment asked."""
-    from fsrlib.methods import FoldContext, MethodSettings, get_method
+    from fsrlib.methods.registry import FoldContext, MethodSettings, get_method
 
     seen = []
 
@@ -301,7 +302,7 @@ def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_ref
         seen.append(config)
         raise Stop
 
-    monkeypatch.setattr(st, "train_student", capture)
+    monkeypatch.setattr(student_train, "train_student", capture)
     budget = MethodSettings(ratios=(1.0, 1 / 9, 1 / 100), degradation="antialias", reference="original",
                           unlabeled_photos=None)
     with pytest.raises(Stop):
@@ -326,7 +327,7 @@ def _photo_folder(folder: Path, count: int) -> Path:
 
 
 def test_the_student_adds_the_unlabeled_photos_to_every_fold(tmp_path, tiny_dataset, monkeypatch):
-    from fsrlib.methods import with_unlabeled_photos
+    from fsrlib.methods.registry import with_unlabeled_photos
 
     photos = _photo_folder(tmp_path / "unlabeled", 3)
     pooled = with_unlabeled_photos(tiny_dataset, tiny_dataset, str(photos))
@@ -344,7 +345,7 @@ def test_the_student_adds_the_unlabeled_photos_to_every_fold(tmp_path, tiny_data
 
 
 def test_a_test_photo_among_the_unlabeled_ones_is_refused(tmp_path, tiny_dataset):
-    from fsrlib.methods import with_unlabeled_photos
+    from fsrlib.methods.registry import with_unlabeled_photos
 
     photos = _photo_folder(tmp_path / "unlabeled", 2)
     (photos / "leak.png").write_bytes(tiny_dataset.path(tiny_dataset.queries[0]).read_bytes())

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from fsrlib.baselines import MLPConfig, fit_ridge_residual, train_mlp, train_ridge
-from fsrlib.models import GeneratorConfig
-from fsrlib.pairs import make_pairs, split_by_image
-from fsrlib.train import TrainConfig, load_generator, train_fsrgan, validation_distance
+from fsrlib.methods.baselines import MLPConfig, fit_ridge_residual, train_mlp, train_ridge
+from fsrlib.methods.models import GeneratorConfig
+from fsrlib.methods.pairs import make_pairs, split_by_image
+from fsrlib.methods.train import TrainConfig, load_generator, train_fsrgan, validation_distance
 
 DIM = 64
 
@@ -124,7 +124,7 @@ def test_ridge_and_mlp_beat_raw_on_synthetic_pairs(features):
 
 
 def test_train_cached_loads_a_finished_run(features, tmp_path, monkeypatch):
-    from fsrlib import train as train_module
+    from fsrlib.methods import train as train_module
 
     first = train_module.train_cached(features, small_config(epochs=1), cache_dir=tmp_path)
     assert len(list((tmp_path / "models").glob("*.pt"))) == 1
@@ -166,7 +166,7 @@ def test_training_on_non_finite_features_is_refused(features, bad):
 
 
 def test_train_cached_rebuilds_a_damaged_checkpoint(features, tmp_path):
-    from fsrlib import train as train_module
+    from fsrlib.methods import train as train_module
 
     config = small_config(loss="mse", epochs=1, generator=GeneratorConfig(channels=(2,) * 6))  # cheap to retrain
     first = train_module.train_cached(features, config, cache_dir=tmp_path)
@@ -199,7 +199,7 @@ def test_load_generator_names_an_unreadable_file(tmp_path):
 
 
 def test_the_paper_budget_is_counted_in_generator_steps():
-    from fsrlib.train import PAPER_GENERATOR_STEPS, paper_generator_steps
+    from fsrlib.methods.train import PAPER_GENERATOR_STEPS, paper_generator_steps
 
     # Oxford5k: 4,500 training images, 10% held out, 7 ratios, batch 64: 443 steps an epoch, 6 epochs
     assert PAPER_GENERATOR_STEPS == paper_generator_steps() == 6 * 443 == 2658

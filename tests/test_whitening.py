@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fsrlib.evaluation.whitening import PCAWhitening, WhiteningFileError, learn_pca_whitening
 from fsrlib.paths import arrays_sha256
-from fsrlib.whitening import PCAWhitening, WhiteningFileError, learn_pca_whitening
 
 
 @pytest.fixture
