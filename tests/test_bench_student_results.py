@@ -144,3 +144,13 @@ def test_pooling_refuses_a_seed_recorded_twice_and_files_scored_on_other_queries
         summarize_student_runs({"mixed": [first, fewer]})
     with pytest.raises(ValueError, match="has no files"):
         summarize_student_runs({"empty": []})
+
+
+def test_student_aps_are_the_seed_mean_per_query_in_query_order(tmp_path):
+    from fsrlib.evaluation.analysis import student_aps
+
+    path, result = recorded(tmp_path, seeds=(0, 1))
+    stored = np.asarray(json.loads(path.read_text())["per_query"]["1/64"]["student"])
+    assert student_aps([path], 1 / 64) == pytest.approx(stored.mean(axis=0))
+    with pytest.raises(ValueError, match="no student APs at ratio 0.5"):
+        student_aps([path], 0.5)
