@@ -43,6 +43,7 @@ from fsrlib.features.degrade import (
 from fsrlib.features.distributed import extract_command
 from fsrlib.methods.isr_train import ISR_PROFILES
 from fsrlib.methods.registry import DEFAULT_METHODS, METHODS
+from fsrlib.methods.student import parse_changes
 from fsrlib.paths import data_root
 
 #: What ``--out`` can write (:func:`fsrlib.experiment.save_table` picks the format by suffix).
@@ -281,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="unlabeled photos the student adds to every fold's training photos: a folder, 'photos' "
                           "(the photos dataset where it is found: $FSRLIB_DATA/photos or $FSRLIB_DEV_DATA's "
                           "photos-unlabeled) or 'none'")
+    exp.add_argument("--unlabeled-count", type=count(0), default=None, metavar="N",
+                     help="of those, a seeded subset of N, the same for every seed (default: all of them)")
+    exp.add_argument("--student", nargs="+", default=[], metavar="FIELD=VALUE",
+                     help="change the student's recipe (fsrlib.methods.student.StudentConfig fields, Python "
+                          "literals), e.g. crops_per_image=1 \"degradations=('uniform','antialias')\" "
+                          "(default: the profile's recipe)")
     exp.add_argument("--out", action="append", default=[],
                      help=f"also save the tidy table here ({' or '.join(TABLE_SUFFIXES)}, chosen by suffix; "
                           "folders are made); repeatable")
@@ -399,7 +406,8 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
                             folds=args.folds if args.folds is not None else 3, train_on=tuple(names),
                             train_data_dirs=tuple(None if d is None else str(d) for d in found),
                             pixel_profile=args.profile if args.profile in ISR_PROFILES else "cpu",
-                            unlabeled_photos=None if args.unlabeled_photos.lower() == "none" else args.unlabeled_photos)
+                            unlabeled_photos=None if args.unlabeled_photos.lower() == "none" else args.unlabeled_photos,
+                            unlabeled_count=args.unlabeled_count, student_changes=parse_changes(args.student))
 
 
 def protocol_problem(cfg: ExperimentConfig) -> str | None:

@@ -29,6 +29,7 @@ from fsrlib.features.degrade import DEGRADATIONS, REFERENCES, check_ratios, rati
 from fsrlib.features.extract import extract_features
 from fsrlib.methods.isr_train import ISR_PROFILES
 from fsrlib.methods.registry import METHODS, FoldContext, MethodSettings, get_method
+from fsrlib.methods.student import check_student_changes
 from fsrlib.methods.train import PAPER_GENERATOR_STEPS
 from fsrlib.paths import atomic_path
 from fsrlib.progress import shown
@@ -162,6 +163,8 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "degradation": one_of(DEGRADATIONS, "degradation"), "reference": one_of(REFERENCES, "reference"),
     "pixel_profile": one_of(tuple(ISR_PROFILES), "profile (of the ISR models and the student)"),
     "train_on": as_tuple, "train_data_dirs": as_tuple,
+    "unlabeled_count": lambda v: v if v is None else whole_number(0, "unlabeled photos to keep")(v),
+    "student_changes": check_student_changes,
     "device": resolve_device,  # stored as torch spells it; "auto" becomes the best device here
 }
 
@@ -224,6 +227,9 @@ class ExperimentResult:
     folds: list[str]
     #: enhanced query features ``{(method, seed): {ratio: (Q, D)}}`` (L2-normalised), for per-query views
     enhanced: dict[tuple[str, int], dict[float, np.ndarray]] = field(default_factory=dict)
+    #: one row per model trained, as its method reported it (:attr:`fsrlib.methods.registry.FoldContext.trainings`:
+    #: photos, seconds...), with ``method``, ``seed`` and ``fold``
+    trainings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def resolve_folds(cfg: ExperimentConfig, ds: RetrievalDataset) -> list[Fold]:
@@ -269,14 +275,14 @@ def _run(cfg: ExperimentConfig, seeds: Sequence[int] | None, progress: bool) -> 
     db = split_features(ds, "db", (), cfg, progress)[1.0]
     queries = split_features(ds, "query", cfg.ratios, cfg, progress)
     reference = score_queries(queries[1.0], queries[1.0], db, ds, cfg.kappas)
-    records, per_query, kept = [], [], {}
+    records, per_query, kept, trainings = [], [], {}, []
     for ratio in cfg.ratios:
         records.append({"method": "hr", "ratio": ratio, "seed": seeds[0], **reference.row})
         per_query.append(reference.frame("hr", ratio, seeds[0]))
     for name in cfg.methods:
         for seed in (seeds if name in trained else seeds[:1]):
             run_cfg = replace(cfg, seed=seed)
-            by_ratio = enhance_queries(name, run_cfg, ds, folds, queries, progress)
+            by_ratio = enhance_queries(name, run_cfg, ds, folds, queries, progress, trainings)
             kept[(name, seed)] = {r: l2_normalize(f) for r, f in by_ratio.items()}
             for ratio, enhanced in by_ratio.items():
                 scores = score_queries(enhanced, queries[1.0], db, ds, cfg.kappas)
@@ -294,14 +300,16 @@ def _run(cfg: ExperimentConfig, seeds: Sequence[int] | None, progress: bool) -> 
     pq = pd.concat(per_query, ignore_index=True)
     pq.insert(0, "query_name", [ds.queries[q] for q in pq["query"]])
     kept[("hr", seeds[0])] = {1.0: queries[1.0]}
-    return ExperimentResult(table=tidy, per_query=pq, folds=described, enhanced=kept)
+    return ExperimentResult(table=tidy, per_query=pq, folds=described, enhanced=kept, trainings=trainings)
 
 
 def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, folds: Sequence[Fold],
-                    queries: dict[float, np.ndarray], progress: bool) -> dict[float, np.ndarray]:
+                    queries: dict[float, np.ndarray], progress: bool,
+                    trainings: list[dict[str, Any]] | None = None) -> dict[float, np.ndarray]:
     """Every query's enhanced feature ``{ratio: (Q, D)}``, each query by the model of the fold that holds it.
 
-    ISR methods give rows only at the ratios their models were trained for (SRCNN: 1/4, 1/9, 1/16).
+    ISR methods give rows only at the ratios their models were trained for (SRCNN: 1/4, 1/9, 1/16). What the
+    method reports of each model it trains is appended to ``trainings`` with the method, seed and fold.
     """
     method, settings = get_method(name), cfg.method_settings()
     if not method.trained:
@@ -315,6 +323,8 @@ def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, fold
                           extract_training=lambda fold=fold: training_features(fold.train, ds, cfg, progress))
         for r, feats in method.run(ctx).items():
             out.setdefault(r, np.full_like(queries[r], np.nan))[index] = feats
+        if trainings is not None:
+            trainings.extend({"method": name, "seed": cfg.seed, "fold": fold.name, **t} for t in ctx.trainings)
     return out
 
 

@@ -37,13 +37,30 @@ def recorded(tmp_path: Path, seeds=(0, 1), queries: int = 40) -> tuple[Path, dic
     raw = {r: np.clip(0.9 * r ** 0.1 + rng.normal(0, 0.05, queries), 0, 1) for r in ratios}
     student = {r: np.clip(raw[r] + (0.1 if r < 1 else 0.0) + rng.normal(0, 0.02, (len(seeds), queries)), 0, 1)
                for r in ratios}
-    args = argparse.Namespace(protocol="cross_dataset", extra=False, unlabeled=-1, distractors=False,
-                              seeds=list(seeds), photos=0, set=[])
+    args = argparse.Namespace(protocol="cross_dataset", unlabeled=-1, distractors=False, seeds=list(seeds), set=[])
     result = module.report(args, StudentConfig(), raw, student, [{"seed": s, "train_s": 1.0, "pair_s": 0.0}
-                                                                  for s in seeds])
+                                                                  for s in seeds], ["all queries"])
     path = tmp_path / "run.json"
     path.write_text(json.dumps(result))
     return path, result
+
+
+@pytest.mark.parametrize("protocol, unlabeled, train_on, count", [
+    ("cross_dataset", 500, ("paris6k",), 500), ("cross_dataset", -1, ("paris6k",), None),
+    ("cross_dataset", 0, ("paris6k", "mini"), None), ("group_disjoint", -1, (), None), ("paper", 250, (), 250)])
+def test_each_run_is_the_core_experiment_with_the_student(protocol, unlabeled, train_on, count):
+    """The script runs fsrlib.experiment (issue 27): its options become one ExperimentConfig (the unlabeled photos
+    as unlabeled_count, --set as student_changes), checked before any work."""
+    module = bench()
+    args = argparse.Namespace(protocol=protocol, unlabeled=unlabeled, set=["crops_per_image=1"], split_seed=2)
+    cfg = module.experiment_config(args)
+    assert cfg.methods == ("raw", "student") and cfg.ratios == (1.0, *module.EVAL_RATIOS)
+    assert cfg.protocol == protocol and cfg.train_on == train_on and cfg.fold_seed == 2
+    assert cfg.unlabeled_count == count and (cfg.unlabeled_photos is None) == (unlabeled == 0)
+    assert cfg.student_changes == {"crops_per_image": 1}
+    with pytest.raises(ValueError, match="nothing was run"):
+        module.experiment_config(argparse.Namespace(protocol=protocol, unlabeled=unlabeled, split_seed=0,
+                                                    set=["trainable_blocks=99"]))
 
 
 def test_a_recorded_run_summarises_to_the_numbers_the_script_stored(tmp_path):

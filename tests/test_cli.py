@@ -81,6 +81,10 @@ def refused(args, capsys) -> str:
     (["--train-data-dirs", "elsewhere"], r"more folders than --train-on collections"),
     (["--protocol", "cross_dataset", "--train-on", "mini", "mini"], r"mini \(folder -\) is listed more than once"),
     (["--protocol", "cross_dataset"], r"--protocol cross_dataset needs --train-on"),
+    (["--student", "crops_per_image"], r"'crops_per_image' is not FIELD=VALUE"),
+    (["--student", "trainable_blocks=99"], r"need 0 <= trainable_blocks <= 16"),
+    (["--student", "seed=1"], r"run-owned"),
+    (["--unlabeled-count", "-2"], r"--unlabeled-count"),
 ])
 def test_bad_arguments_are_refused_before_any_work(no_work, capsys, args, message):
     err = refused(args, capsys)
@@ -220,6 +224,12 @@ def test_good_arguments_reach_the_experiment(no_work):
                   "--dataset", "mini+flickr100k", "--degradation", "antialias"])
     cfg = no_work["cfg"]
     assert cfg.ratios == (0.25, 0.0625) and cfg.epochs == 0 and cfg.degradation == "antialias"
+    with pytest.raises(Reached):
+        cli.main(["experiment", "--methods", "raw", "student", "--unlabeled-count", "500", "--student",
+                  "crops_per_image=1", "degradations=('uniform','antialias')"])
+    cfg = no_work["cfg"]
+    assert cfg.unlabeled_count == 500
+    assert cfg.student_changes == {"crops_per_image": 1, "degradations": ("uniform", "antialias")}
 
 
 def test_resolve_device(monkeypatch):

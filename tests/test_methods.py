@@ -70,6 +70,7 @@ def test_a_decorated_function_is_a_method_the_experiment_runs_fold_by_fold(regis
         train = ctx.training_features()
         seen.append((len(ctx.query_index), {r: len(f) for r, f in train.items()}))
         mean = train[1.0].mean(axis=0)
+        ctx.trainings.append({"photos": len(train[1.0])})  # what it trained on, returned by the experiment
         return ctx.map_queries(lambda f: f + 0.3 * (mean - f))
 
     cfg = ExperimentConfig(ratios=(1 / 16,), methods=("raw", "toward_mean"), protocol="group_disjoint", folds=2,
@@ -80,6 +81,9 @@ def test_a_decorated_function_is_a_method_the_experiment_runs_fold_by_fold(regis
     maps = result.table[result.table["metric"] == "mAP"].set_index("method")["value"]
     assert maps["toward_mean"] > 0 and maps["toward_mean"] != maps["raw"]
     assert not np.isnan(result.enhanced[("toward_mean", 0)][1 / 16]).any()  # every query got a feature
+    assert [(t["method"], t["seed"], t["photos"]) for t in result.trainings] == \
+        [("toward_mean", 0, n) for n in (seen[0][1][1.0], seen[1][1][1.0])]
+    assert sorted(t["fold"] for t in result.trainings) == sorted(set(t["fold"] for t in result.trainings))
 
 
 @pytest.mark.parametrize("name", ["srcnn", "vdsr"])

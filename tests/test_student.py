@@ -353,3 +353,70 @@ def test_a_test_photo_among_the_unlabeled_ones_is_refused(tmp_path, tiny_dataset
         with_unlabeled_photos(tiny_dataset, tiny_dataset, str(photos))
     with pytest.raises(Exception, match="no photos"):
         with_unlabeled_photos(tiny_dataset, tiny_dataset, str(tmp_path / "missing"))
+
+
+def test_a_run_changes_the_recipe_and_its_changes_win(monkeypatch, tiny_dataset):
+    """bench_student's ablations go through the experiment: ``student_changes`` on top of the profile, winning over
+    the run's degradation; the run's seed and device are its own; bad changes are refused before any work."""
+    from fsrlib.experiment import ExperimentConfig
+    from fsrlib.methods.registry import MethodSettings, student_settings
+
+    run = MethodSettings(seed=3, degradation="uniform", student_changes={
+        "crops_per_image": 1, "degradations": ("uniform", "antialias"), "ratios": (1 / 4, 1 / 64)})
+    cfg = student_settings(run)
+    assert cfg.crops_per_image == 1 and cfg.degradations == ("uniform", "antialias") and cfg.seed == 3
+    # the changed ratios, plus the paper's ratios beyond them? none: 1/4..1/64 spans them
+    assert cfg.ratios == (1 / 4, 1 / 64)
+    assert student_settings(MethodSettings(degradation="antialias")).degradations == ("antialias",)
+    for bad, match in (({"seed": 1}, "run-owned"), ({"crop_count": 2}, "crop_count"),
+                       ({"trainable_blocks": 99}, "trainable_blocks"), (["crops_per_image"], "mapping")):
+        with pytest.raises(ValueError, match=match):
+            st.check_student_changes(bad)
+        with pytest.raises(ValueError, match="nothing was run"):
+            ExperimentConfig(methods=("student",), student_changes=bad)
+    assert st.parse_changes(["crops_per_image=1", "degradations=('uniform','antialias')", "schedule=cosine"]) == \
+        {"crops_per_image": 1, "degradations": ("uniform", "antialias"), "schedule": "cosine"}
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        st.parse_changes(["crops_per_image"])
+
+
+def test_the_student_counts_its_unlabeled_photos_and_reports_its_training(tmp_path, tiny_dataset, monkeypatch):
+    """``unlabeled_count`` keeps a seeded subset of the unlabeled photos (bench_student's learning curve), and what
+    the student trained on reaches the experiment through ``FoldContext.trainings``; no query is trained on."""
+    from fsrlib.methods.registry import FoldContext, MethodSettings, get_method, with_unlabeled_photos
+
+    photos = _photo_folder(tmp_path / "unlabeled", 6)
+    two = with_unlabeled_photos(tiny_dataset, tiny_dataset, str(photos), count=2)
+    assert len(two.train) == len(tiny_dataset.train) + 2
+    assert set(two.train) < set(with_unlabeled_photos(tiny_dataset, tiny_dataset, str(photos)).train)
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(train, config, **kwargs):
+        seen.append((train, kwargs))
+        raise Stop
+
+    monkeypatch.setattr(student_train, "train_student", capture)
+    ctx = FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1), queries={},
+                      settings=MethodSettings(unlabeled_photos=str(photos), unlabeled_count=2))
+    with pytest.raises(Stop):
+        get_method("student").run(ctx)
+    (train, kwargs), = seen
+    assert train.train == two.train
+    assert [Path(p) for p in kwargs["exclude"]] == [tiny_dataset.path(tiny_dataset.queries[0])]
+
+
+def test_a_training_subset_is_seeded_ordered_and_nested(tiny_dataset):
+    from fsrlib.data.protocols import training_subset
+
+    many = replace(tiny_dataset, train=tuple(f"img{i:03d}.jpg" for i in range(50)))
+    ten, five = training_subset(many, 10), training_subset(many, 5)
+    assert len(ten.train) == 10 and list(ten.train) == sorted(ten.train)
+    assert set(five.train) < set(ten.train)  # a larger subset holds the smaller: one curve varies one thing
+    assert training_subset(many, 10).train == ten.train and training_subset(many, 10, seed=1).train != ten.train
+    assert training_subset(many, 500) is many
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="whole number"):
+            training_subset(many, bad)

@@ -191,6 +191,17 @@ def pooled_training_set(sources: Sequence[RetrievalDataset], name: str | None = 
                             exif_transpose=any(ds.exif_transpose for ds in sources))
 
 
+def training_subset(train: RetrievalDataset, count: int, seed: int = 0) -> RetrievalDataset:
+    """A seeded subset of ``count`` of ``train``'s training images, kept in their order (all of them when ``count``
+    is at least their number). The same ``seed`` gives the same photos, whatever else a run varies."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"the number of training images to keep must be a whole number >= 0, got {count!r}")
+    if count >= len(train.train):
+        return train
+    keep = np.random.default_rng(seed).permutation(len(train.train))[:count]
+    return replace(train, train=tuple(train.train[i] for i in sorted(keep)))
+
+
 def cross_dataset_folds(dataset: RetrievalDataset, train_sources: Sequence[RetrievalDataset]) -> list[Fold]:
     """Train on other collections (one fold, all queries).
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from fsrlib.seed import deterministic
 
 if TYPE_CHECKING:
     from fsrlib.data.datasets import RetrievalDataset
+    from fsrlib.methods.student import StudentConfig
 
 #: A trained feature mapping: ``(Q, D) -> (Q, D)``, one model for every ratio, as in the paper.
 Enhancer = Callable[[np.ndarray], np.ndarray]
@@ -79,6 +80,13 @@ class MethodSettings:
     #: unlabeled photos the student adds to every fold's training photos (issue 24): "photos" (the ``photos``
     #: dataset where :func:`fsrlib.data.datasets.locate` finds it; a warning if it is nowhere), a folder, or None
     unlabeled_photos: str | None = "photos"
+    #: of those, a seeded subset of this many (the same photos for every seed: a learning curve varies one thing);
+    #: None: all of them
+    unlabeled_count: int | None = None
+    #: :class:`fsrlib.methods.student.StudentConfig` fields changed on top of the ``pixel_profile``'s student (an
+    #: ablation: ``{"crops_per_image": 1}``); they win over what the student takes from the run (degradation,
+    #: reference, ratios), except ``seed`` and ``device``, which are the run's
+    student_changes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.device = concrete_device(self.device)  # "auto": CUDA, else MPS, else CPU
@@ -101,6 +109,9 @@ class FoldContext:
     settings: MethodSettings
     progress: bool = False
     extract_training: Callable[[], Features] | None = None
+    #: what a trained method tells the experiment about each model it trained (photos, seconds...): it appends
+    #: one dict per model; the experiment returns them (:attr:`fsrlib.experiment.ExperimentResult.trainings`)
+    trainings: list[dict[str, Any]] = field(default_factory=list)
 
     def training_features(self) -> Features:
         """L2-normalised features of the training photos, ``{ratio: (N, D)}`` (1.0: the full-size targets)."""
@@ -283,11 +294,13 @@ register_method("srcnn", input="pixels", color="#2ca02c", reads=PIXELS,
 register_method("vdsr", input="pixels", color="#bcbd22", reads=PIXELS,
                 summary="VDSR super-resolves the query, then features")(isr_method("vdsr"))
 
-def with_unlabeled_photos(ds: RetrievalDataset, train: RetrievalDataset, source: str | None) -> RetrievalDataset:
-    """``train``'s photos plus the unlabeled ``source`` (see :attr:`MethodSettings.unlabeled_photos`), refusing any
-    copy of one of ``ds``'s images among them (a test photo must never be trained on)."""
+def with_unlabeled_photos(ds: RetrievalDataset, train: RetrievalDataset, source: str | None,
+                          count: int | None = None) -> RetrievalDataset:
+    """``train``'s photos plus the unlabeled ``source`` (see :attr:`MethodSettings.unlabeled_photos`), all of them
+    or a seeded subset of ``count`` (:func:`fsrlib.data.protocols.training_subset`), refusing any copy of one of
+    ``ds``'s images among them (a test photo must never be trained on)."""
     from fsrlib.data.datasets import load_dataset, locate
-    from fsrlib.data.protocols import cross_dataset_folds, pooled_training_set
+    from fsrlib.data.protocols import cross_dataset_folds, pooled_training_set, training_subset
 
     if source is None:
         return train
@@ -298,31 +311,43 @@ def with_unlabeled_photos(ds: RetrievalDataset, train: RetrievalDataset, source:
                       "unlabeled_photos=<a folder of photos>, or unlabeled_photos=None to silence this", stacklevel=3)
         return train
     photos = load_dataset("photos", folder)
+    if count is not None:
+        photos = training_subset(photos, count)
     cross_dataset_folds(ds, [photos])  # raises if the folder is the test collection's or holds a copy of its images
     return pooled_training_set([train, photos], name=f"{train.name}+photos")
 
 
-@register_method("student", input="pixels", reads=(*PIXELS, "unlabeled_photos"),
+def student_settings(cfg: MethodSettings) -> StudentConfig:
+    """The student a run trains: the ``pixel_profile``'s recipe at the run's seed and device, on the run's
+    degradation and reference, then ``student_changes`` (which win), on the recipe's ratios plus every scored ratio
+    beyond them (:func:`fsrlib.methods.student.training_ratios`)."""
+    from fsrlib.methods.student import check_student_changes, student_config, training_ratios
+
+    recipe = replace(student_config(cfg.pixel_profile, seed=cfg.seed, device=cfg.device),
+                     reference=cfg.reference, degradations=(cfg.degradation,))
+    recipe = replace(recipe, **check_student_changes(cfg.student_changes))
+    return replace(recipe, ratios=training_ratios(recipe.ratios, cfg.ratios))
+
+
+@register_method("student", input="pixels", reads=(*PIXELS, "unlabeled_photos", "unlabeled_count", "student_changes"),
                  summary="Lite0's last blocks fine-tuned so that a small query gives its full-size feature")
 def student(ctx: FoldContext) -> QueryFeatures:
     """The resolution-robust student (:mod:`fsrlib.methods.student`, beyond the paper): Lite0's last blocks fine-tuned on
     the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
     queries go through it, the database keeps the frozen backbone's features."""
     from fsrlib.features.extract import extract_features
-    from fsrlib.methods.student import student_config, training_ratios
     from fsrlib.methods.student_train import train_student
 
     cfg = ctx.settings
     if cfg.backbone != "efficientnet_lite0":
         raise ValueError(f"the student fine-tunes efficientnet_lite0's last blocks; backbone {cfg.backbone!r} "
                          "has no student yet")
-    train = with_unlabeled_photos(ctx.test, ctx.train, cfg.unlabeled_photos)
+    train = with_unlabeled_photos(ctx.test, ctx.train, cfg.unlabeled_photos, cfg.unlabeled_count)
     with deterministic():
-        # the experiment's degradation and reference; the recipe's ratios plus any scored ratio beyond them
-        recipe = student_config(cfg.pixel_profile, seed=cfg.seed, device=cfg.device)
-        settings = replace(recipe, reference=cfg.reference, degradations=(cfg.degradation,),
-                           ratios=training_ratios(recipe.ratios, cfg.ratios))
-        trained = train_student(train, settings, cache_dir=cfg.cache_dir)
+        trained = train_student(train, student_settings(cfg), cache_dir=cfg.cache_dir,
+                                exclude=[ctx.test.path(ctx.test.queries[q]) for q in ctx.query_index])
+    ctx.trainings.append({"photos": len(trained.training_images), "pair_s": trained.pair_seconds,
+                          "train_s": trained.train_seconds, "student": trained.cache_id})
     # the queries through the student (cached under its checkpoint's id); the database keeps the frozen backbone's
     feats = extract_features(ctx.test, "query", cfg.ratios, network=trained.network(), backbone=cfg.backbone,
                              degradation=cfg.degradation, reference=cfg.reference, store_dtype="float32",

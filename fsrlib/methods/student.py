@@ -31,10 +31,12 @@ training list (dataset, folder, path), so a leak of a test scene can be asserted
 """
 from __future__ import annotations
 
+import ast
 import copy
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -127,6 +129,43 @@ def student_config(profile: str = "cpu", **changes) -> StudentConfig:
     if profile not in STUDENT_PROFILES:
         raise KeyError(f"unknown student profile {profile!r}; known: {sorted(STUDENT_PROFILES)}")
     return StudentConfig(**{**STUDENT_PROFILES[profile], **changes})
+
+
+#: What a run sets itself and :func:`check_student_changes` refuses to change (the run's seed and device).
+RUN_FIELDS = ("seed", "device")
+
+
+def check_student_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``changes`` as a dict once each key is a :class:`StudentConfig` field a run may change (not
+    :data:`RUN_FIELDS`) and the changed default config passes :func:`check_config`; else a ``ValueError``."""
+    if not isinstance(changes, Mapping):
+        raise ValueError(f"student changes are a mapping of StudentConfig fields to values, e.g. "
+                         f"{{'crops_per_image': 1}}, not {changes!r}")
+    known = {f.name for f in fields(StudentConfig)} - set(RUN_FIELDS)
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown or run-owned student field(s) {unknown}; change any of {sorted(known)} (seed and "
+                         "device are the run's own)")
+    try:
+        check_config(replace(StudentConfig(), **changes))
+    except TypeError as err:  # a value of the wrong type that the dataclass itself refuses
+        raise ValueError(f"student changes {dict(changes)!r}: {err}") from None
+    return dict(changes)
+
+
+def parse_changes(items: Sequence[str]) -> dict[str, Any]:
+    """``["a=1", "b=('x','y')"]`` as ``{"a": 1, "b": ("x", "y")}``: each value a Python literal (a bare word is
+    kept as a string); a ``ValueError`` for an item without ``=``."""
+    changes = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{item!r} is not FIELD=VALUE (e.g. crops_per_image=1)")
+        try:
+            changes[key.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            changes[key.strip()] = text
+    return changes
 
 
 def check_config(cfg: StudentConfig) -> None:
