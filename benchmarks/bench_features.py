@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from fsrlib.data.datasets import RetrievalDataset, load_dataset
-from fsrlib.features import extract
+from fsrlib.features import extract, inputs
 from fsrlib.features.backbones import BACKBONES, WeightsUnavailableError, get_backbone_spec, shared_backbone
 from fsrlib.features.extract import extract_features
 
@@ -80,8 +80,8 @@ def worker_cost(ds: RetrievalDataset, ratios: tuple[float, ...], n_photos: int =
     device) decoding and the one network input; what bounds a GPU."""
     items = ds.split_items("db")[:n_photos]
     for decode in ("full", "draft"):
-        for made_by, prepare in (("the worker", lambda item: extract.network_inputs(ds, item, ratios, decode=decode)),
-                                 ("the device", lambda item: extract.reference_image(ds, item, decode=decode))):
+        for made_by, prepare in (("the worker", lambda item: inputs.network_inputs(ds, item, ratios, decode=decode)),
+                                 ("the device", lambda item: inputs.reference_image(ds, item, decode=decode))):
             start = time.process_time()
             for item in items:
                 prepare(item)

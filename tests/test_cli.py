@@ -310,7 +310,7 @@ def test_auto_device_picks_cuda_then_mps_then_cpu(monkeypatch):
 def test_configs_store_the_device_auto_stands_for():
     """Every config with a device field stores the concrete name, so cache keys and checkpoints never say "auto"."""
     from fsrlib.experiment import ExperimentConfig
-    from fsrlib.features.extract import LoaderConfig
+    from fsrlib.features.loader import LoaderConfig
     from fsrlib.methods.baselines import MLPConfig
     from fsrlib.methods.isr_train import ISRTrainConfig
     from fsrlib.methods.registry import MethodSettings

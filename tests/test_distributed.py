@@ -16,13 +16,13 @@ import torch
 from fsrlib.__main__ import main
 from fsrlib.features.distributed import extract_sharded
 from fsrlib.features.extract import (
-    LoaderConfig,
     assemble,
     compute_jobs,
     extract_features,
     lookup_features,
     pending_jobs,
 )
+from fsrlib.features.loader import LoaderConfig
 
 
 def single_process(ds, split, ratios, folder, **kw):

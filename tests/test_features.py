@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fsrlib.features import extract
+from fsrlib.features import extract, inputs, loader
 from fsrlib.features.extract import extract_features
 
 
@@ -172,9 +172,10 @@ def test_default_path_is_bit_identical_to_a_plain_loop(mini_dataset, tmp_path, w
 def test_worker_dataset_pickles(tiny_dataset):
     import pickle
 
-    from fsrlib.features.extract import FeatureRecipe, _JobImages
+    from fsrlib.features.extract import FeatureRecipe
+    from fsrlib.features.loader import JobImages
 
-    images = _JobImages(tiny_dataset, tiny_dataset.split_items("train"), FeatureRecipe(), 224)
+    images = JobImages(tiny_dataset, tiny_dataset.split_items("train"), FeatureRecipe(), 224)
     again = pickle.loads(pickle.dumps(images))
     np.testing.assert_array_equal(again[(1, (1.0, 0.25))].numpy(), images[(1, (1.0, 0.25))].numpy())
     assert again[(1, (1.0, 0.25))].shape == (2, 224, 224, 3)
@@ -182,7 +183,8 @@ def test_worker_dataset_pickles(tiny_dataset):
 
 @pytest.mark.slow
 def test_spawned_workers_give_the_same_features(tiny_dataset, tmp_path):
-    from fsrlib.features.extract import LoaderConfig, assemble, compute_jobs, lookup_features, pending_jobs
+    from fsrlib.features.extract import assemble, compute_jobs, lookup_features, pending_jobs
+    from fsrlib.features.loader import LoaderConfig
 
     want = run(tiny_dataset, tmp_path, ratios=(1.0, 0.25), workers=0)
     plan = lookup_features(tiny_dataset, "train", (1.0, 0.25), cache_dir=tmp_path / "spawned")
@@ -406,11 +408,11 @@ def cosines(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def forbid(monkeypatch, name):
+def forbid(monkeypatch, name, module=inputs):
     def fail(*args, **kwargs):
-        raise AssertionError(f"features.{name} was called on the path that should not call it")
+        raise AssertionError(f"{module.__name__}.{name} was called on the path that should not call it")
 
-    monkeypatch.setattr(extract, name, fail)
+    monkeypatch.setattr(module, name, fail)
 
 
 @pytest.mark.parametrize("degradation, workers", [("uniform", 0), ("antialias", 0), ("uniform", 2)])
@@ -445,7 +447,7 @@ def test_both_paths_read_each_others_cache_entries(two_photos, tmp_path, monkeyp
                               ratios_on_device=first)
     entries = entry_files(tmp_path)
     assert len(entries) == 2
-    forbid(monkeypatch, "shared_backbone")
+    forbid(monkeypatch, "shared_backbone", extract)
     read = extract_features(two_photos, "query", (1.0, 1 / 16), cache_dir=tmp_path / "c", progress=False,
                             ratios_on_device=not first)
     assert entry_files(tmp_path) == entries
@@ -460,7 +462,7 @@ def test_original_reference_and_isr_stay_on_the_workers_path(two_photos, tmp_pat
     cases = [{"reference": "original"}, {"upscaler": up}]
     want = [extract_features(two_photos, "query", (1.0, 1 / 4), cache_dir=tmp_path / f"pil{i}", progress=False,
                              ratios_on_device=False, **kw) for i, kw in enumerate(cases)]
-    forbid(monkeypatch, "degrade_batch")
+    forbid(monkeypatch, "degrade_batch", extract)
     for i, kw in enumerate(cases):
         got = extract_features(two_photos, "query", (1.0, 1 / 4), cache_dir=tmp_path / f"device{i}", progress=False,
                                ratios_on_device=True, **kw)
@@ -469,23 +471,24 @@ def test_original_reference_and_isr_stay_on_the_workers_path(two_photos, tmp_pat
 
 
 def test_a_worker_ships_the_undegraded_input_once(two_photos):
-    from fsrlib.features.extract import FeatureRecipe, _JobImages
+    from fsrlib.features.extract import FeatureRecipe
+    from fsrlib.features.loader import JobImages
 
     items = two_photos.split_items("query")  # the box is applied before the resize, as on the workers' path
-    pil = _JobImages(two_photos, items, FeatureRecipe(), 224)[(0, (1.0, 1 / 4))]
-    once = _JobImages(two_photos, items, FeatureRecipe(), 224, ratios_on_device=True)[(0, (1.0, 1 / 4))]
+    pil = JobImages(two_photos, items, FeatureRecipe(), 224)[(0, (1.0, 1 / 4))]
+    once = JobImages(two_photos, items, FeatureRecipe(), 224, ratios_on_device=True)[(0, (1.0, 1 / 4))]
     assert once.shape == (1, 224, 224, 3) and once.dtype == pil.dtype
     np.testing.assert_array_equal(once[0].numpy(), pil[0].numpy())
 
 
 def test_ratios_on_device_default_and_bad_values(monkeypatch):
-    from fsrlib.features.extract import LoaderConfig
+    from fsrlib.features.loader import LoaderConfig
 
     assert not LoaderConfig().degrades_on_device
     assert LoaderConfig(ratios_on_device=True).degrades_on_device
     with pytest.raises(ValueError, match="ratios_on_device"):
         LoaderConfig(ratios_on_device="on")
-    monkeypatch.setattr(extract, "resolve_device", lambda device: device)  # no GPU needed to resolve "auto"
+    monkeypatch.setattr(loader, "resolve_device", lambda device: device)  # no GPU needed to resolve "auto"
     assert LoaderConfig("cuda").degrades_on_device and LoaderConfig("cuda:1").degrades_on_device
     assert not LoaderConfig("mps").degrades_on_device  # degrade_batch computes on the CPU there
     assert not LoaderConfig("cuda", ratios_on_device=False).degrades_on_device

@@ -37,13 +37,13 @@ from fsrlib.features.degrade import ratio_label
 from fsrlib.features.extract import (
     CachePlan,
     FeatureRecipe,
-    LoaderConfig,
     assemble,
     compute_jobs,
     fill_cache,
     lookup_features,
     pending_jobs,
 )
+from fsrlib.features.loader import LoaderConfig
 from fsrlib.paths import locked
 
 #: How long a rank waits for the others at the barrier (the slowest rank's share of the work, at most).

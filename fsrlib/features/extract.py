@@ -8,7 +8,7 @@ distributed extraction in :mod:`fsrlib.features.distributed` shares them out ove
 2. :func:`pending_jobs` and :func:`compute_jobs`: the rows still missing, read
    by a ``torch.utils.data.DataLoader`` whose worker processes decode each
    image once and degrade it at every missing ratio (or, with
-   ``LoaderConfig.ratios_on_device``, ship its undegraded network input once
+   ``LoaderConfig.ratios_on_device``, :mod:`fsrlib.features.loader`, ship its undegraded network input once
    and the device degrades it: the same pixels), forwarded in batches and
    written chunk by chunk to the entry's ``.partial`` folder;
 3. :func:`assemble`: the chunks joined into the final, checksummed entries.
@@ -25,9 +25,6 @@ and returned as float32.
 """
 from __future__ import annotations
 
-import math
-import os
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +34,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from fsrlib.data.datasets import ImageItem, RetrievalDataset
@@ -58,15 +54,14 @@ from fsrlib.features.cache import (
     save_entry,
     scan_chunks,
 )
-from fsrlib.features.degrade import DEGRADATIONS, REFERENCES, Degradation, Reference, check_ratio, degrade
+from fsrlib.features.degrade import DEGRADATIONS, REFERENCES, Degradation, Reference, check_ratio
 from fsrlib.features.degrade_tensor import degrade_batch
-from fsrlib.features.inputs import load_item
+from fsrlib.features.loader import Job, LoaderConfig, image_loader, next_pixels
 from fsrlib.paths import cache_dir_or_default, locked
 
-__all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "Job", "LoaderConfig", "NetworkVariant",
-           "PixelTransform", "assemble", "cache_key", "cache_path", "compute_jobs", "extract_features",
-           "image_features", "key_digest", "fill_cache", "load_entry", "lookup_features", "network_inputs",
-           "pending_jobs", "reference_image", "save_entry"]
+__all__ = ["FORMAT_VERSION", "STORE_DTYPES", "CachePlan", "FeatureRecipe", "NetworkVariant", "PixelTransform",
+           "assemble", "cache_key", "cache_path", "compute_jobs", "extract_features", "image_features", "key_digest",
+           "fill_cache", "load_entry", "lookup_features", "pending_jobs", "save_entry"]
 
 
 @runtime_checkable
@@ -118,61 +113,6 @@ class FeatureRecipe:
         get_backbone_spec(self.backbone)  # unknown names fail here, listing the known ones
 
 
-def _cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class LoaderConfig:
-    """How features are computed; nothing here changes them except through float rounding.
-
-    Batches lie on a global grid of ``unit = min(batch_size, chunk_size)`` rows and
-    chunks hold a whole number of batches (``chunk_size`` rounded down), so the
-    result does not depend on ``chunk_size``, on interruptions or on sharding.
-    ``workers``: decoding processes (``None``: one per CPU core; ``0``: in this process).
-    ``mp_context``: their start method (``"fork"``, ``"spawn"``...; ``None``: the platform's default).
-    ``ratios_on_device``: where the recipe allows it (``reference="input"``, no upscaler), the workers ship each
-    photo's ``S x S`` uint8 network input once and ``device`` makes every ratio from it
-    (:func:`fsrlib.features.degrade_tensor.degrade_batch`, the same pixels as the workers' PIL, so the same features and
-    cache entries); ``None``: on CUDA GPUs only. On the CPU the workers' PIL costs a quarter to a third of
-    ``degrade_batch``'s CPU time per input and runs in parallel (MPS computes ``degrade_batch`` on the CPU too).
-    """
-
-    device: str = "cpu"
-    batch_size: int = 8
-    chunk_size: int = 256
-    workers: int | None = None
-    mp_context: str | None = None
-    ratios_on_device: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.chunk_size < 1 or (self.workers is not None and self.workers < 0):
-            raise ValueError(f"batch_size and chunk_size must be >= 1 and workers >= 0, got {self}")
-        if self.ratios_on_device not in (None, True, False):
-            raise ValueError(f"ratios_on_device must be True, False or None (auto), got {self.ratios_on_device!r}")
-        # "gpu", or "cuda" without a GPU, fail here with a clear message; "auto" becomes the best device here
-        object.__setattr__(self, "device", resolve_device(self.device))
-
-    @property
-    def unit(self) -> int:
-        return min(self.batch_size, self.chunk_size)
-
-    @property
-    def chunk_rows(self) -> int:
-        return self.chunk_size // self.unit * self.unit
-
-    @property
-    def n_workers(self) -> int:
-        return _cpu_cores() if self.workers is None else self.workers
-
-    @property
-    def degrades_on_device(self) -> bool:
-        """``ratios_on_device``, with ``None`` resolved: whether the device makes the ratios where it can."""
-        if self.ratios_on_device is None:
-            return torch.device(self.device).type == "cuda"
-        return bool(self.ratios_on_device)
-
-
 @dataclass
 class CachePlan:
     """The cache lookup for one split: where each ratio's entry lives and the ones found (``(N, D)`` stored)."""
@@ -203,15 +143,6 @@ class CachePlan:
     def features(self) -> dict[float, np.ndarray]:
         """``{ratio: (N, D) float32}`` for every ratio (all must have been found or assembled)."""
         return {r: self.found[r].astype(np.float32) for r in self.keys}
-
-
-@dataclass(frozen=True)
-class Job:
-    """Rows ``[start, stop)`` of a split to compute at each of ``ratios``: one chunk per ratio."""
-
-    start: int
-    stop: int
-    ratios: tuple[float, ...]
 
 
 def lookup_features(dataset: RetrievalDataset, split: str, ratios: Sequence[float],
@@ -264,11 +195,10 @@ def compute_jobs(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, *, 
     device = torch.device(loader.device)
     model = shared_backbone(plan.recipe.backbone, str(device)) if plan.network is None else \
         plan.network.module.to(device).eval()
-    n_rows = sum(j.stop - j.start for j in jobs)
     bar = tqdm(total=sum((j.stop - j.start) * len(j.ratios) for j in jobs), disable=not progress, unit="img",
                desc=f"{plan.dataset.name}/{plan.split} {plan.recipe.backbone}")
     on_device = plan.ratios_on_device(loader)
-    rows = iter(_image_loader(plan, jobs, loader, n_rows, on_device))
+    rows = iter(image_loader(plan.dataset, plan.items, plan.recipe, plan.spec.input_size, jobs, loader, on_device))
     try:
         for job in jobs:
             for r, feats in zip(job.ratios, _forward_job(model, plan, job, rows, loader, device, on_device)):
@@ -344,26 +274,6 @@ def fill_cache(dataset: RetrievalDataset, split: str, ratios: Sequence[float], r
     return plan
 
 
-def reference_image(dataset: RetrievalDataset, item: ImageItem, *, reference: Reference = "input", size: int = 224,
-                    decode: str = "full") -> Image.Image:
-    """The image every ratio of ``item`` is shrunk from: the photo (:func:`fsrlib.features.inputs.load_item`), resized to the
-    ``size``-square network input where ``reference="input"`` (:func:`fsrlib.features.degrade.degrade`'s first step)."""
-    image = load_item(dataset, item, draft_size=size if decode == "draft" else None)
-    if reference == "input":
-        # degrade's first step, done once for every ratio: it leaves an image of the target size as it is
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
-    return image
-
-
-def network_inputs(dataset: RetrievalDataset, item: ImageItem, ratios: Sequence[float], *,
-                   degradation: Degradation = "uniform",
-                   reference: Reference = "input", size: int = 224, decode: str = "full") -> list[Image.Image]:
-    """One image of ``dataset`` (:func:`reference_image`), decoded once and degraded at each ratio: the
-    backbone's ``size``-square inputs, as :func:`fsrlib.features.inputs.item_input` gives them one ratio at a time."""
-    image = reference_image(dataset, item, reference=reference, size=size, decode=decode)
-    return [degrade(image, r, degradation=degradation, reference=reference, size=size).upsampled for r in ratios]
-
-
 def image_features(images: Sequence, backbone: str = "efficientnet_lite0", device: str = "cpu",
                    batch_size: int = 8) -> np.ndarray:
     """Features ``(N, D)`` float32 of PIL images already at the backbone's input size (not cached)."""
@@ -378,84 +288,6 @@ def _forward(model: nn.Module, spec: BackboneSpec, images: list, batch_size: int
     return np.concatenate(parts)
 
 
-# ---------------------------------------------------------------- the image pipeline
-@dataclass
-class _Failure:
-    """An exception raised in a worker, carried back to be raised in the calling process as it was."""
-
-    error: BaseException
-
-
-def _portable(err: BaseException, path: Path) -> BaseException:
-    if str(path) not in str(err) and hasattr(err, "add_note"):
-        err.add_note(f"while preparing image {path}")
-    try:
-        return pickle.loads(pickle.dumps(err))
-    except Exception:
-        return RuntimeError(f"{type(err).__name__} while preparing image {path}: {err}")
-
-
-class _JobImages(Dataset):
-    """Worker side: row ``i`` of a split at ``ratios`` as ``(R, S, S, 3)`` uint8 network inputs, or with
-    ``ratios_on_device`` as ``(1, S, S, 3)``: the undegraded input, which the device degrades at every ratio.
-
-    Holds only picklable data (the dataset description, the items, the recipe), so
-    workers start with ``fork`` or ``spawn`` alike; errors come back as :class:`_Failure`.
-    """
-
-    def __init__(self, dataset: RetrievalDataset, items: Sequence[ImageItem], recipe: FeatureRecipe,
-                 size: int, ratios_on_device: bool = False) -> None:
-        self.dataset, self.items, self.recipe, self.size = dataset, tuple(items), recipe, size
-        self.ratios_on_device = ratios_on_device
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: tuple[int, tuple[float, ...]]) -> torch.Tensor | _Failure:
-        row, ratios = index
-        item = self.items[row]
-        try:
-            if self.ratios_on_device:
-                inputs = [reference_image(self.dataset, item, size=self.size, decode=self.recipe.decode)]
-            else:
-                inputs = network_inputs(self.dataset, item, ratios, degradation=self.recipe.degradation,
-                                        reference=self.recipe.reference, size=self.size, decode=self.recipe.decode)
-        except Exception as err:
-            return _Failure(_portable(err, self.dataset.path(item.path)))
-        return torch.from_numpy(np.stack([np.asarray(x) for x in inputs]))
-
-
-class _JobRows(Sampler):
-    """``(row, ratios)`` for every row of every job, in order."""
-
-    def __init__(self, jobs: Sequence[Job]) -> None:
-        self.jobs = list(jobs)
-
-    def __len__(self) -> int:
-        return sum(j.stop - j.start for j in self.jobs)
-
-    def __iter__(self) -> Iterator[tuple[int, tuple[float, ...]]]:
-        for job in self.jobs:
-            for row in range(job.start, job.stop):
-                yield row, job.ratios
-
-
-def _image_loader(plan: CachePlan, jobs: Sequence[Job], loader: LoaderConfig, n_rows: int,
-                  ratios_on_device: bool) -> DataLoader:
-    workers = min(loader.n_workers, n_rows)
-    images = _JobImages(plan.dataset, plan.items, plan.recipe, plan.spec.input_size, ratios_on_device)
-    return DataLoader(images, batch_size=None, sampler=_JobRows(jobs), num_workers=workers, persistent_workers=False,
-                      prefetch_factor=max(2, math.ceil(loader.unit / workers)) if workers else None,
-                      multiprocessing_context=loader.mp_context if workers else None)
-
-
-def _next_pixels(rows: Iterator) -> torch.Tensor:
-    item = next(rows)
-    if isinstance(item, _Failure):
-        raise item.error
-    return item
-
-
 def _forward_job(model: nn.Module, plan: CachePlan, job: Job, rows: Iterator, loader: LoaderConfig,
                  device: torch.device, ratios_on_device: bool) -> list[np.ndarray]:
     """``(job rows, D)`` float32 features at each of the job's ratios, in batches on the global grid.
@@ -464,7 +296,7 @@ def _forward_job(model: nn.Module, plan: CachePlan, job: Job, rows: Iterator, lo
     """
     outs: list[list[torch.Tensor]] = [[] for _ in job.ratios]
     for start in range(job.start, job.stop, loader.unit):
-        items = [_next_pixels(rows) for _ in range(min(loader.unit, job.stop - start))]
+        items = [next_pixels(rows) for _ in range(min(loader.unit, job.stop - start))]
         if device.type == "cuda":  # one pinned buffer, one asynchronous copy; normalised on the GPU
             pixels = torch.stack(items, out=torch.empty((len(items), *items[0].shape), dtype=torch.uint8,
                                                         pin_memory=True)).to(device, non_blocking=True)
