@@ -8,13 +8,13 @@ queries toward them. The student instead fine-tunes EfficientNet-Lite0's last
     min_theta  1/m sum_i  || n(S_theta(LR_i)) - n(F(HR_i)) ||_2^r  +  lambda KL(p(n(F(HR_i))) || p(n(S_theta(LR_i))))
 
 with ``n(x) = x / ||x||_2``. The first term is the distance term of Eq. 9
-(:func:`fsrlib.methods.losses.focal_distance`; ``r = 2`` is the squared L2). Alone, it pulls
-queries toward a common direction: on unseen Holidays groups it halves the distance
-to the HR feature but hardly moves mAP. The second term (``rank_weight``, beyond the
-paper) is a similarity distillation: ``p(x) = softmax(x B^T / tau)`` over the bank
+(:func:`fsrlib.methods.losses.focal_distance`; ``r = 2`` is the squared L2). With the default recipe (whole photo
+plus random crops, four passes, one-cycle AdamW) it is the whole loss: alone it wins back about a third of the mAP
+lost at 1/64 on scenes it never saw (``benchmarks/RESULTS.md``). The second term (``rank_weight``, beyond the
+paper, off by default) is a similarity distillation: ``p(x) = softmax(x B^T / tau)`` over the bank
 ``B`` of the training crops' full-size features, so the small query must rank
-those photos as its full-size version does; it is what makes the student help
-retrieval (numbers: ``benchmarks/bench_student.py``).
+those photos as its full-size version does; it was what made the earlier, shorter recipe (300 steps, no crops)
+help retrieval at all.
 Database images keep the frozen backbone's features, so only small queries pass
 through the student and nothing is re-indexed. The queries' features come out of the one extraction path,
 :func:`fsrlib.features.extract.extract_features` with ``network=trained.network()``, cached under the checkpoint's id.
