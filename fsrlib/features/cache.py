@@ -4,7 +4,8 @@ A cache entry is keyed by everything that changes the numbers: dataset name,
 the exact image list (paths and crop boxes), backbone name and weights,
 preprocessing version, ratio, degradation and reference, storage
 dtype, decoding and compute precision when they are not the defaults, and the
-format version. The key's digest names the file and the full key is stored
+format version (:class:`FeatureRecipe` holds the fields that say what the features are). The key's digest names
+the file and the full key is stored
 inside it and compared on load, so a stale entry is never used. A corrupt
 entry (unreadable, wrong shape, checksum mismatch) is reported with a warning,
 deleted and rebuilt.
@@ -22,13 +23,14 @@ from __future__ import annotations
 import shutil
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fsrlib.data.datasets import ImageItem, RetrievalDataset
-from fsrlib.features.backbones import BackboneSpec
-from fsrlib.features.degrade import ratio_label
+from fsrlib.features.backbones import BackboneSpec, get_backbone_spec
+from fsrlib.features.degrade import DEGRADATIONS, REFERENCES, Degradation, Reference, ratio_label
 from fsrlib.paths import arrays_sha256, atomic_path, discard, json_digest, load_arrays, save_arrays
 
 #: 3: the degradation is stored under "degradation" (formats 1-2 wrote "method"); older entries are not read.
@@ -37,6 +39,31 @@ STORE_DTYPES = ("float16", "float32")
 DECODINGS = ("full", "draft")
 PRECISIONS = ("float32", "float16", "bfloat16")
 Interval = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class FeatureRecipe:
+    """What the features are; every field enters the cache key (the defaults add nothing to it)."""
+
+    backbone: str = "efficientnet_lite0"
+    degradation: Degradation = "uniform"
+    reference: Reference = "input"
+    store_dtype: str = "float16"
+    #: "draft": JPEGs decoded at reduced size (PIL ``Image.draft``), at least the input size; changes pixels.
+    decode: str = "full"
+    #: "float16" / "bfloat16": the forward runs under autocast in that dtype (GPU tensor cores); changes the
+    #: numerics: float16 by ~1e-5 in cosine, bfloat16 by ~1e-3 (it moved mini's mAP at ratio 1 by 0.007).
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("degradation", DEGRADATIONS), ("reference", REFERENCES), ("store_dtype", STORE_DTYPES),
+                              ("decode", DECODINGS), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.decode == "draft" and self.reference != "input":
+            raise ValueError("decode='draft' shrinks the photo while decoding, so it only works with "
+                             "reference='input' (reference='original' degrades the photo's own pixels)")
+        get_backbone_spec(self.backbone)  # unknown names fail here, listing the known ones
 
 
 def cache_key(dataset: RetrievalDataset, items: Sequence[ImageItem], spec: BackboneSpec, ratio: float,

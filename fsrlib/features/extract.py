@@ -40,10 +40,9 @@ from fsrlib.data.datasets import ImageItem, RetrievalDataset
 from fsrlib.devices import resolve_device
 from fsrlib.features.backbones import BackboneSpec, get_backbone_spec, shared_backbone
 from fsrlib.features.cache import (
-    DECODINGS,
     FORMAT_VERSION,
-    PRECISIONS,
     STORE_DTYPES,
+    FeatureRecipe,
     assemble_entry,
     cache_key,
     cache_path,
@@ -54,7 +53,7 @@ from fsrlib.features.cache import (
     save_entry,
     scan_chunks,
 )
-from fsrlib.features.degrade import DEGRADATIONS, REFERENCES, Degradation, Reference, check_ratio
+from fsrlib.features.degrade import Degradation, Reference, check_ratio
 from fsrlib.features.degrade_tensor import degrade_batch
 from fsrlib.features.loader import Job, LoaderConfig, image_loader, next_pixels
 from fsrlib.paths import cache_dir_or_default, locked
@@ -86,31 +85,6 @@ class NetworkVariant:
 
     cache_id: str
     module: nn.Module
-
-
-@dataclass(frozen=True)
-class FeatureRecipe:
-    """What the features are; every field enters the cache key (the defaults add nothing to it)."""
-
-    backbone: str = "efficientnet_lite0"
-    degradation: Degradation = "uniform"
-    reference: Reference = "input"
-    store_dtype: str = "float16"
-    #: "draft": JPEGs decoded at reduced size (PIL ``Image.draft``), at least the input size; changes pixels.
-    decode: str = "full"
-    #: "float16" / "bfloat16": the forward runs under autocast in that dtype (GPU tensor cores); changes the
-    #: numerics: float16 by ~1e-5 in cosine, bfloat16 by ~1e-3 (it moved mini's mAP at ratio 1 by 0.007).
-    precision: str = "float32"
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("degradation", DEGRADATIONS), ("reference", REFERENCES), ("store_dtype", STORE_DTYPES),
-                              ("decode", DECODINGS), ("precision", PRECISIONS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.decode == "draft" and self.reference != "input":
-            raise ValueError("decode='draft' shrinks the photo while decoding, so it only works with "
-                             "reference='input' (reference='original' degrades the photo's own pixels)")
-        get_backbone_spec(self.backbone)  # unknown names fail here, listing the known ones
 
 
 @dataclass

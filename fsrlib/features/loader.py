@@ -14,7 +14,6 @@ import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,10 +21,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fsrlib.data.datasets import ImageItem, RetrievalDataset
 from fsrlib.devices import resolve_device
+from fsrlib.features.cache import FeatureRecipe
 from fsrlib.features.inputs import network_inputs, reference_image
-
-if TYPE_CHECKING:
-    from fsrlib.features.extract import FeatureRecipe
 
 
 def cpu_cores() -> int:
