@@ -60,7 +60,7 @@ def record_curves(cfg: ExperimentConfig, method: str, path: Path) -> bool:
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     folds = []
     for fold in resolve_folds(cfg, ds):
-        history = cached_history(training_features(fold.train, ds, cfg, False), generator_config(method, cfg.method_settings()),
+        history = cached_history(training_features(fold.training_set, ds, cfg, False), generator_config(method, cfg.method_settings()),
                                  cfg.cache_dir)
         if history is None:
             return False

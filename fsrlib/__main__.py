@@ -42,7 +42,7 @@ from fsrlib.features.degrade import (
 )
 from fsrlib.features.distributed import extract_command
 from fsrlib.methods.isr_train import ISR_PROFILES
-from fsrlib.methods.registry import DEFAULT_METHODS, METHODS
+from fsrlib.methods.registry import METHODS, default_methods
 from fsrlib.methods.student import parse_changes
 from fsrlib.paths import data_root
 
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"network the features come from: {one_of_help(BACKBONES)}")
     exp.add_argument("--ratios", nargs="+", type=parse_ratio, default=list(PAPER_RATIOS),
                      help="query area ratios in (0, 1], each once, e.g. 1/4 0.0625; the paper's by default")
-    exp.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+    exp.add_argument("--methods", nargs="+", default=list(default_methods()),
                      help="methods to compare, each once: feature mappings "
                           f"{', '.join(m for m, v in METHODS.items() if v.input == 'features')}; or methods that "
                           "re-extract the query, trained on pixels, "

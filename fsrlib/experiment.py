@@ -313,14 +313,15 @@ def enhance_queries(name: str, cfg: ExperimentConfig, ds: RetrievalDataset, fold
     """
     method, settings = get_method(name), cfg.method_settings()
     if not method.trained:
-        return method.run(FoldContext(test=ds, train=None, query_index=np.arange(len(ds.queries)), queries=queries,
+        return method.run(FoldContext(test=ds, training_set=None, query_index=np.arange(len(ds.queries)),
+                                      queries=queries,
                                       settings=settings, progress=progress))
     out: dict[float, np.ndarray] = {}
     for fold in folds:
         index = np.asarray(fold.query_index, dtype=np.int64)
-        ctx = FoldContext(test=ds, train=fold.train, query_index=index,
+        ctx = FoldContext(test=ds, training_set=fold.training_set, query_index=index,
                           queries={r: q[index] for r, q in queries.items()}, settings=settings, progress=progress,
-                          extract_training=lambda fold=fold: training_features(fold.train, ds, cfg, progress))
+                          extract_training=lambda fold=fold: training_features(fold.training_set, ds, cfg, progress))
         for r, feats in method.run(ctx).items():
             out.setdefault(r, np.full_like(queries[r], np.nan))[index] = feats
         if trainings is not None:

@@ -51,7 +51,7 @@ def test_an_unknown_name_or_field_is_refused_with_what_exists(registry):
 
 def test_an_untrained_method_has_no_training_set_to_ask_for():
     queries = {1.0: np.eye(3, dtype=np.float32), 0.25: np.ones((3, 3), dtype=np.float32)}
-    ctx = FoldContext(test=None, train=None, query_index=np.arange(3), queries=queries,
+    ctx = FoldContext(test=None, training_set=None, query_index=np.arange(3), queries=queries,
                       settings=MethodSettings(ratios=(1.0, 0.25)))
     out = get_method("raw").run(ctx)
     assert set(out) == {1.0, 0.25} and out[0.25] is queries[0.25]
@@ -103,8 +103,46 @@ def test_the_isr_methods_train_on_the_experiments_degradation_and_reference(monk
     budget = MethodSettings(ratios=(1.0, 1 / 9), degradation="antialias", reference="original", pixel_profile="paper",
                           seed=4)
     with pytest.raises(Stop):
-        get_method(name).run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),
+        get_method(name).run(FoldContext(test=tiny_dataset, training_set=tiny_dataset, query_index=np.arange(1),
                                          queries={}, settings=budget))
     ((model, profile, kwargs),) = seen
     assert (model, profile) == (name, "paper")
     assert kwargs["degradation"] == "antialias" and kwargs["reference"] == "original" and kwargs["seed"] == 4
+
+
+def test_the_methods_run_by_default_are_marked_in_the_registry(registry):
+    from fsrlib.methods.registry import default_methods
+
+    assert default_methods() == ("raw", "ridge", "mlp", "cnn_baseline", "fsrgan", "fsrgan_residual")
+
+    @register_method("mine", summary="a reader's method, run by default", default=True)
+    def mine(ctx: FoldContext) -> dict:
+        return {r: ctx.queries[r] for r in ctx.settings.ratios}
+
+    assert default_methods()[-1] == "mine"
+
+
+def test_every_feature_method_runs_on_the_experiments_degradation_and_reference(monkeypatch, tmp_path):
+    """Issue 27: each method, trained or not, gets the features of the run's degradation and reference (training
+    pairs and queries alike). The extraction is replaced by random features that record what was asked for."""
+    from fsrlib import experiment
+
+    asked = []
+
+    def fake_extract(ds, split, ratios, **kwargs):
+        asked.append((split, kwargs["degradation"], kwargs["reference"]))
+        n = len(ds.split_items(split))
+        rng = np.random.default_rng(len(asked))
+        return {r: rng.normal(size=(n, 32)).astype(np.float32) for r in ratios}
+
+    monkeypatch.setattr(experiment, "extract_features", fake_extract)
+    features = [m for m, v in METHODS.items() if v.input == "features"]
+    cfg = ExperimentConfig(ratios=(1 / 4, 1 / 16), methods=tuple(features), epochs=1, steps=2, critic_iters=1,
+                           degradation="antialias", reference="original", cache_dir=str(tmp_path),
+                           data_dir=str(tmp_path / "datasets" / "mini-v1"))
+    result = run(cfg, progress=False)
+    assert {split for split, *_ in asked} >= {"db", "query", "train"}  # the training pairs were extracted too
+    assert {(d, r) for _, d, r in asked} == {("antialias", "original")}
+    scored = result.table[result.table["metric"] == "mAP"]
+    assert set(scored["method"]) == {"hr", *features}
+    assert not scored["value"].isna().any()

@@ -44,7 +44,7 @@ def test_photos_cannot_be_scored_but_can_be_trained_on(tmp_path, tiny_dataset):
         run(ExperimentConfig(dataset="photos", data_dir=str(tmp_path / "photos"), methods=("raw",)), progress=False)
     photos = load_dataset("photos", tmp_path / "photos")
     (fold,) = cross_dataset_folds(tiny_dataset, [photos])
-    assert fold.train is photos and len(fold.query_index) == len(tiny_dataset.queries)
+    assert fold.training_set is photos and len(fold.query_index) == len(tiny_dataset.queries)
 
 
 def test_a_copy_of_a_test_image_among_the_photos_is_refused(tmp_path, tiny_dataset):

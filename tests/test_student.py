@@ -235,10 +235,10 @@ def test_group_disjoint_training_lists_never_hold_a_test_group(tmp_path):
     for fold in group_disjoint_folds(holidays, k=3):
         test_groups = {image_group(holidays, holidays.queries[q]) for q in fold.query_index}
         banned = [holidays.path(p) for p in holidays.images if image_group(holidays, p) in test_groups]
-        rows = student_train.training_list(fold.train, exclude=banned)
+        rows = student_train.training_list(fold.training_set, exclude=banned)
         assert rows and not {image_group(holidays, r["path"]) for r in rows} & test_groups
         with pytest.raises(ValueError, match="excluded"):
-            student_train.training_list(replace(fold.train, train=(*fold.train_images, holidays.images[0])),
+            student_train.training_list(replace(fold.training_set, train=(*fold.train_images, holidays.images[0])),
                              exclude=[holidays.path(p) for p in holidays.images])
 
 
@@ -306,7 +306,7 @@ def test_the_experiment_trains_the_student_on_its_own_ratios_degradation_and_ref
     budget = MethodSettings(ratios=(1.0, 1 / 9, 1 / 100), degradation="antialias", reference="original",
                           unlabeled_photos=None)
     with pytest.raises(Stop):
-        get_method("student").run(FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1),
+        get_method("student").run(FoldContext(test=tiny_dataset, training_set=tiny_dataset, query_index=np.arange(1),
                                               queries={}, settings=budget))
     (cfg,) = seen
     # the recipe's ratios (1/9 lies between them) plus 1/100, beyond them; the experiment's degradation and reference
@@ -399,7 +399,7 @@ def test_the_student_counts_its_unlabeled_photos_and_reports_its_training(tmp_pa
         raise Stop
 
     monkeypatch.setattr(student_train, "train_student", capture)
-    ctx = FoldContext(test=tiny_dataset, train=tiny_dataset, query_index=np.arange(1), queries={},
+    ctx = FoldContext(test=tiny_dataset, training_set=tiny_dataset, query_index=np.arange(1), queries={},
                       settings=MethodSettings(unlabeled_photos=str(photos), unlabeled_count=2))
     with pytest.raises(Stop):
         get_method("student").run(ctx)

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-Box = Sequence[float]
+#: A crop box ``(x1, y1, x2, y2)`` in pixels of the full image (what a dataset item stores); the functions below
+#: take any four numbers and check them.
+Box = tuple[float, float, float, float]
 
 
 class ImageReadError(OSError):
@@ -20,7 +22,7 @@ class ImageReadError(OSError):
 HIGH_DEPTH_MODES: tuple[str, ...] = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
 
-def load_image(path: str | Path, bbx: Box | None = None, *, exif_transpose: bool = False,
+def load_image(path: str | Path, bbx: Sequence[float] | None = None, *, exif_transpose: bool = False,
                draft_size: int | None = None) -> Image.Image:
     """Load ``path`` as an RGB PIL image (8 bits per channel), optionally cropped to ``bbx``.
 
@@ -60,7 +62,7 @@ def load_image(path: str | Path, bbx: Box | None = None, *, exif_transpose: bool
 
 
 
-def _draft(img: Image.Image, bbx: Box | None, draft_size: int) -> int:
+def _draft(img: Image.Image, bbx: Sequence[float] | None, draft_size: int) -> int:
     """Ask a JPEG decoder for the largest 1/s scale (s = 2, 4, 8) that keeps ``bbx`` (or the image) at least
     ``draft_size`` px on each side; returns s (1: full size, or not a JPEG)."""
     w, h = img.size
@@ -94,12 +96,12 @@ def to_rgb8(image: Image.Image, *, source: str = "image") -> Image.Image:
     return Image.fromarray(np.rint(values * scale).astype(np.uint8)).convert("RGB")
 
 
-def crop_box(image: Image.Image, bbx: Box, *, source: str = "image") -> Image.Image:
+def crop_box(image: Image.Image, bbx: Sequence[float], *, source: str = "image") -> Image.Image:
     """Crop to an ``(x1, y1, x2, y2)`` box, clipped to the image bounds."""
     return image.crop(clip_box(bbx, image.size, source=source))
 
 
-def clip_box(bbx: Box, size: tuple[int, int], *, source: str = "image") -> tuple[int, int, int, int]:
+def clip_box(bbx: Sequence[float], size: tuple[int, int], *, source: str = "image") -> tuple[int, int, int, int]:
     """The pixel box ``(left, top, right, bottom)`` that :func:`crop_box` cuts from an image of ``size = (w, h)``.
 
     ``bbx`` is clipped to the image and rounded outwards; a box that is not

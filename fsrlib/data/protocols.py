@@ -44,15 +44,16 @@ class Fold:
 
     name: str
     query_index: tuple[int, ...]
-    train: RetrievalDataset
+    #: the collection this fold trains on (its ``train`` split: :attr:`train_images`)
+    training_set: RetrievalDataset
 
     @property
     def train_images(self) -> tuple[str, ...]:
         """The paths of the images this fold trains on (its training set's ``train`` split)."""
-        return self.train.train
+        return self.training_set.train
 
     def describe(self) -> str:
-        return f"{self.name}: {len(self.query_index)} test queries, trained on {training_label(self.train)}"
+        return f"{self.name}: {len(self.query_index)} test queries, trained on {training_label(self.training_set)}"
 
 
 def training_label(train: RetrievalDataset) -> str:
@@ -172,7 +173,7 @@ def group_disjoint_folds(dataset: RetrievalDataset, k: int = 3, seed: int = 0) -
         held_files = {dataset.path(p) for p, g in group_of.items() if g in held_out}
         pairs = copies_of_test_images({p: s for p, s in size_of.items() if p in train_files},
                                       {p: s for p, s in size_of.items() if p in held_files})
-        refuse_copies(pairs, fold.train, f"images of the groups {fold.name} holds out (group-disjoint protocol)",
+        refuse_copies(pairs, fold.training_set, f"images of the groups {fold.name} holds out (group-disjoint protocol)",
                       "Remove the duplicate photos from the collection, or use the paper protocol, which does not "
                       "promise unseen scenes.")
         folds.append(fold)
@@ -244,7 +245,7 @@ def seen_groups(dataset: RetrievalDataset, fold: Fold) -> set[str]:
     root = dataset.root.resolve()
     seen = set()
     for p in fold.train_images:
-        path = fold.train.path(p).resolve()
+        path = fold.training_set.path(p).resolve()
         if path.is_relative_to(root):
             seen.add(image_group(dataset, path.relative_to(root).as_posix()))
     return seen
@@ -263,6 +264,6 @@ def subsample_groups(fold: Fold, dataset: RetrievalDataset, fraction: float, see
         return fold  # the whole training set: the same model as the fold's own (and the same cache entry)
     keep = set(np.random.default_rng(seed).permutation(groups)[:keep_n].tolist())
     train = tuple(p for p in fold.train_images if image_group(dataset, p) in keep)
-    name = f"{fold.train.name}-{keep_n}of{len(groups)}groups-seed{seed}"
+    name = f"{fold.training_set.name}-{keep_n}of{len(groups)}groups-seed{seed}"
     return Fold(f"{fold.name}, {keep_n} of {len(groups)} groups", fold.query_index,
-                replace(fold.train, name=name, train=train))
+                replace(fold.training_set, name=name, train=train))

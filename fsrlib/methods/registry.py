@@ -97,13 +97,14 @@ class FoldContext:
     """One fold as a method sees it: what it may train on and the queries it must return features for.
 
     ``queries`` holds the raw (bicubic) L2-normalised features of this fold's queries, ``{ratio: (Q, D)}`` with
-    ratio 1.0 among them; ``query_index`` says which of ``test``'s queries they are. ``train`` is the fold's
-    training collection (``None`` for an untrained method, which gets every query in one context), and
-    :meth:`training_features` its features at ratio 1 and every ratio of the settings, extracted on first use.
+    ratio 1.0 among them; ``query_index`` says which of ``test``'s queries they are. ``training_set`` is the
+    fold's training collection (its photos: ``training_set.train``; ``None`` for an untrained method, which gets
+    every query in one context), and :meth:`training_features` its features at ratio 1 and every ratio of the
+    settings, extracted on first use.
     """
 
     test: RetrievalDataset
-    train: RetrievalDataset | None
+    training_set: RetrievalDataset | None
     query_index: np.ndarray
     queries: Features
     settings: MethodSettings
@@ -140,6 +141,8 @@ class Method:
     color: str | None
     reads: tuple[str, ...]
     summary: str
+    #: whether the CLI's experiment runs it when no method is named (:func:`default_methods`)
+    default: bool = False
 
 
 #: The registry: every method by name (:func:`register_method` adds one, :func:`get_method` reads one).
@@ -147,13 +150,15 @@ METHODS: dict[str, Method] = {}
 
 
 def register_method(name: str, *, summary: str, trained: bool = True, input: Literal["features", "pixels"] = "features",
-                    color: str | None = None, label: str | None = None, reads: tuple[str, ...] = ()):
+                    color: str | None = None, label: str | None = None, reads: tuple[str, ...] = (),
+                    default: bool = False):
     """Decorator: register ``fn(ctx: FoldContext) -> {ratio: (Q, D)}`` as method ``name``.
 
     ``trained``: whether it learns from the fold (an untrained one runs once, for every query and only the first
     seed); ``input``: "features" (maps the raw query feature) or "pixels" (makes the query feature again from its
     pixels); ``color``/``label``: its line in every figure (a palette colour and its name when not given);
-    ``reads``: the :class:`MethodSettings` fields it depends on (checked to exist). Registering a name twice
+    ``reads``: the :class:`MethodSettings` fields it depends on (checked to exist); ``default``: run when no method
+    is named (:func:`default_methods`). Registering a name twice
     replaces the method (that is how a reader overrides one); the function is returned unchanged."""
     known = {f.name for f in fields(MethodSettings)}
     if not set(reads) <= known:
@@ -164,10 +169,16 @@ def register_method(name: str, *, summary: str, trained: bool = True, input: Lit
 
     def add(fn: Callable[[FoldContext], QueryFeatures]) -> Callable[[FoldContext], QueryFeatures]:
         METHODS[name] = Method(name=name, run=fn, label=label or name, trained=trained, input=input, color=color,
-                               reads=tuple(reads), summary=summary)
+                               reads=tuple(reads), summary=summary, default=default)
         return fn
 
     return add
+
+
+def default_methods() -> tuple[str, ...]:
+    """The methods run when none is named, in the order they were registered: the paper's method, our variant
+    and the baselines."""
+    return tuple(name for name, method in METHODS.items() if method.default)
 
 
 def get_method(name: str) -> Method:
@@ -191,7 +202,7 @@ TRAINING = ("epochs", "steps", "critic_iters", "seed", "device", "cache_dir")
 PIXELS = ("pixel_profile", "backbone", "ratios", "degradation", "reference", "seed", "device", "cache_dir")
 
 
-@register_method("raw", trained=False, label="raw LR feature (bicubic)", color="#8c8c8c",
+@register_method("raw", trained=False, label="raw LR feature (bicubic)", color="#8c8c8c", default=True,
                  summary="the bicubic LR feature, unchanged")
 def raw(ctx: FoldContext) -> QueryFeatures:
     return {r: ctx.queries[r] for r in ctx.settings.ratios}
@@ -201,7 +212,7 @@ register_method("bicubic", trained=False, color="#8c8c8c",
                 summary="the same as raw under the ISR methods' name (raw is bicubic)")(raw)
 
 
-@register_method("ridge", color="#1f77b4", reads=("seed",),
+@register_method("ridge", color="#1f77b4", reads=("seed",), default=True,
                  summary="closed-form ridge on the residual, penalty picked on held-out training images")
 def ridge(ctx: FoldContext) -> QueryFeatures:
     with deterministic():
@@ -209,7 +220,8 @@ def ridge(ctx: FoldContext) -> QueryFeatures:
     return ctx.map_queries(model)
 
 
-@register_method("mlp", color="#17becf", reads=("epochs", "seed", "device"), summary="one-hidden-layer MLP, MSE")
+@register_method("mlp", color="#17becf", reads=("epochs", "seed", "device"), default=True,
+                 summary="one-hidden-layer MLP, MSE")
 def mlp(ctx: FoldContext) -> QueryFeatures:
     cfg = ctx.settings
     with deterministic():
@@ -250,10 +262,12 @@ def trained_generator(name: str, train: Features, cfg: MethodSettings) -> Enhanc
     return torch_enhancer(result.generator, cfg.device)
 
 
-def register_generator(name: str, changes: Mapping, *, summary: str, color: str | None = None) -> None:
-    """A generator variant as a method: its :class:`~fsrlib.methods.train.TrainConfig` changes on top of the budget's."""
+def register_generator(name: str, changes: Mapping, *, summary: str, color: str | None = None,
+                       default: bool = False) -> None:
+    """A generator variant as a method: its :class:`~fsrlib.methods.train.TrainConfig` changes on top of the
+    budget's."""
     GENERATORS[name] = dict(changes)
-    register_method(name, color=color, reads=TRAINING, summary=summary)(
+    register_method(name, color=color, reads=TRAINING, summary=summary, default=default)(
         lambda ctx: ctx.map_queries(trained_generator(name, ctx.training_features(), ctx.settings)))
 
 
@@ -263,7 +277,8 @@ for _name, _color, _summary in (
         ("fsrgan", "#d62728", "G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN"),
         ("fsrgan_r3", "#8c564b", "as fsrgan with r = 3"),
         ("fsrgan_residual", "#ff7f0e", "our variant: G(f) = f + delta(f), delta zero-initialised")):
-    register_generator(_name, GENERATORS[_name], summary=_summary, color=_color)
+    register_generator(_name, GENERATORS[_name], summary=_summary, color=_color,
+                       default=_name in ("cnn_baseline", "fsrgan", "fsrgan_residual"))
 
 
 def isr_method(model: str) -> Callable[[FoldContext], QueryFeatures]:
@@ -275,7 +290,7 @@ def isr_method(model: str) -> Callable[[FoldContext], QueryFeatures]:
 
         cfg = ctx.settings
         with deterministic():
-            upscaler = trained_upscaler(ctx.train, model, cfg.pixel_profile, degradation=cfg.degradation,
+            upscaler = trained_upscaler(ctx.training_set, model, cfg.pixel_profile, degradation=cfg.degradation,
                                         reference=cfg.reference, seed=cfg.seed, device=cfg.device,
                                         cache_dir=cfg.cache_dir)
         ratios = [r for r in cfg.ratios if upscaler.supports(r)]
@@ -342,7 +357,7 @@ def student(ctx: FoldContext) -> QueryFeatures:
     if cfg.backbone != "efficientnet_lite0":
         raise ValueError(f"the student fine-tunes efficientnet_lite0's last blocks; backbone {cfg.backbone!r} "
                          "has no student yet")
-    train = with_unlabeled_photos(ctx.test, ctx.train, cfg.unlabeled_photos, cfg.unlabeled_count)
+    train = with_unlabeled_photos(ctx.test, ctx.training_set, cfg.unlabeled_photos, cfg.unlabeled_count)
     with deterministic():
         trained = train_student(train, student_settings(cfg), cache_dir=cfg.cache_dir,
                                 exclude=[ctx.test.path(ctx.test.queries[q]) for q in ctx.query_index])
@@ -354,6 +369,3 @@ def student(ctx: FoldContext) -> QueryFeatures:
                              device=cfg.device, cache_dir=cfg.cache_dir, progress=ctx.progress)
     return ctx.fold_rows({r: l2_normalize(f) for r, f in feats.items()})
 
-
-#: What the core experiment runs unless told otherwise: the paper's method, our variant, and the baselines.
-DEFAULT_METHODS = ("raw", "ridge", "mlp", "cnn_baseline", "fsrgan", "fsrgan_residual")

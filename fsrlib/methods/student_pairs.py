@@ -14,9 +14,9 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from fsrlib.data.datasets import RetrievalDataset
-from fsrlib.data.imageio import load_image
 from fsrlib.features.backbones import get_backbone_spec, shared_backbone
 from fsrlib.features.degrade import degrade
+from fsrlib.features.inputs import load_item
 from fsrlib.methods.pairs import FeaturePairs
 from fsrlib.methods.student import (
     FORMAT_VERSION,
@@ -132,7 +132,7 @@ def build_pairs(train: RetrievalDataset, cfg: StudentConfig, *, cache_dir: str |
                 frozen = frozen or [ResolutionStudent(shared_backbone(cfg.backbone, cfg.device), cfg.cache_block,
                                                       cfg.trainable_blocks)]
                 if image is None:
-                    image = load_image(path, item.bbx, exif_transpose=train.exif_transpose)
+                    image = load_item(train, item)
                 rng = np.random.default_rng([cfg.pair_seed, int(digest[:15], 16), c])
                 arrays = crop_arrays(frozen[0], *crop_inputs(image, c, rng, cfg), cfg)
                 save_arrays(entry, arrays, key)

@@ -7,16 +7,13 @@ within-dataset model may learn from (never a test query's image).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsrlib.paths import files_sha256
-
-Box = tuple[float, float, float, float]
+from fsrlib.data.imageio import Box
+from fsrlib.paths import files_sha256, json_digest
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -80,7 +77,7 @@ class RetrievalDataset:
         present = [p for p in paths if p.is_file()]
         digests = dict(zip(present, files_sha256(present)))
         listing = [[it.path, it.bbx, digests.get(p, "absent")] for it, p in zip(items, paths)]
-        return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+        return json_digest(listing, None)
 
     @property
     def n_queries_with_positives(self) -> int:
