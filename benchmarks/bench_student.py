@@ -38,9 +38,9 @@ import numpy as np
 
 from fsrlib.data.datasets import load_dataset
 from fsrlib.data.protocols import pooled_training_set, training_subset
-from fsrlib.evaluation.retrieval import compute_map, l2_normalize, rank_database
+from fsrlib.evaluation.retrieval import l2_normalize
 from fsrlib.evaluation.stats import bootstrap_interval, compare, gap_recovered
-from fsrlib.experiment import ExperimentConfig, split_features
+from fsrlib.experiment import ExperimentConfig, score_queries, split_features
 from fsrlib.experiment import run as experiment_run
 from fsrlib.features.degrade import PAPER_RATIOS, ratio_label
 from fsrlib.features.extract import extract_features
@@ -87,10 +87,6 @@ def distractor_features() -> np.ndarray:
     return l2_normalize(np.concatenate(parts))
 
 
-def per_query_ap(queries: np.ndarray, db: np.ndarray, gnd: list) -> np.ndarray:
-    return compute_map(rank_database(l2_normalize(queries), db), gnd)[1]
-
-
 def prepare(args: argparse.Namespace) -> None:
     """Fill the caches: Holidays database and query features, and the pairs of every photo."""
     cfg = replace(StudentConfig(), crops_per_image=args.crops)
@@ -120,20 +116,21 @@ def run(args: argparse.Namespace) -> dict:
     cfg = experiment_config(args)
     result = experiment_run(cfg, seeds=args.seeds, progress=False)
     holidays = load_dataset("holidays", HOLIDAYS)
-    gnd = list(holidays.gnd)
     ratios = (1.0, *EVAL_RATIOS)
+    hr = result.enhanced[("hr", args.seeds[0])][1.0]
     if args.distractors:  # search among the other collections' images too (ground truth unchanged: they match nothing)
         db = l2_normalize(np.concatenate([split_features(holidays, "db", (), cfg, False)[1.0],
                                           distractor_features()]))
-        raw = {r: per_query_ap(result.enhanced[("raw", args.seeds[0])][r], db, gnd) for r in ratios}
-        student_ap = {r: np.stack([per_query_ap(result.enhanced[("student", s)][r], db, gnd) for s in args.seeds])
-                      for r in ratios}
-    else:
-        pq = result.per_query
-        raw = {r: pq[(pq["method"] == "raw") & np.isclose(pq["ratio"], r)].sort_values("query")["ap"].to_numpy()
-               for r in ratios}
-        student_ap = {r: np.stack([pq[(pq["method"] == "student") & (pq["seed"] == s) & np.isclose(pq["ratio"], r)]
-                                   .sort_values("query")["ap"].to_numpy() for s in args.seeds]) for r in ratios}
+
+        def aps(method: str, seed: int, r: float) -> np.ndarray:
+            return score_queries(result.enhanced[(method, seed)][r], hr, db, holidays, cfg.kappas).ap
+    else:  # the experiment's own scores
+        pq = result.per_query.set_index(["method", "seed", "ratio"]).sort_index()
+
+        def aps(method: str, seed: int, r: float) -> np.ndarray:
+            return pq.loc[(method, seed, r)].sort_values("query")["ap"].to_numpy()
+    raw = {r: aps("raw", args.seeds[0], r) for r in ratios}
+    student_ap = {r: np.stack([aps("student", s, r) for s in args.seeds]) for r in ratios}
     timings = [{"seed": t["seed"], "fold": t["fold"], "pair_s": t["pair_s"], "train_s": t["train_s"],
                 "photos": t["photos"]} for t in result.trainings]
     for t in timings:

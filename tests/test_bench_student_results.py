@@ -171,3 +171,45 @@ def test_student_aps_are_the_seed_mean_per_query_in_query_order(tmp_path):
     assert student_aps([path], 1 / 64) == pytest.approx(stored.mean(axis=0))
     with pytest.raises(ValueError, match="no student APs at ratio 0.5"):
         student_aps([path], 0.5)
+
+
+@pytest.mark.parametrize("distractors", [False, True])
+def test_a_run_reads_its_aps_from_the_experiment_result(monkeypatch, tiny_dataset, distractors):
+    """``run`` turns the experiment's result into the stored per-query APs: its own scores, or with
+    ``--distractors`` the same features ranked against the database plus the distractors (which, matching nothing,
+    can only lower an AP)."""
+    import pandas as pd
+
+    from fsrlib.experiment import ExperimentResult, score_queries
+
+    module = bench()
+    rng = np.random.default_rng(0)
+    ratios = (1.0, *module.EVAL_RATIOS)
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    db = unit(rng.normal(size=(len(tiny_dataset.images), 8)))
+    enhanced = {("hr", 0): {1.0: unit(rng.normal(size=(2, 8)))}}
+    enhanced |= {(m, s): {r: unit(rng.normal(size=(2, 8))) for r in ratios} for m, s in (("raw", 0), ("student", 0),
+                                                                                         ("student", 1))}
+    frames = [pd.DataFrame({"method": m, "seed": s, "ratio": r, "query": [1, 0],  # out of order on purpose
+                            "ap": score_queries(f[r], enhanced[("hr", 0)][1.0], db, tiny_dataset, (1,)).ap[::-1]})
+              for (m, s), f in enhanced.items() if m != "hr" for r in ratios]
+    result = ExperimentResult(table=pd.DataFrame(), per_query=pd.concat(frames, ignore_index=True), folds=["all"],
+                              enhanced=enhanced, trainings=[{"method": "student", "seed": s, "fold": "all",
+                                                             "photos": 5, "pair_s": 0.0, "train_s": 1.0}
+                                                            for s in (0, 1)])
+    monkeypatch.setattr(module, "experiment_run", lambda cfg, seeds, progress: result)
+    monkeypatch.setattr(module, "load_dataset", lambda name, folder=None: tiny_dataset)
+    monkeypatch.setattr(module, "split_features", lambda ds, split, ratios, cfg, progress: {1.0: db})
+    monkeypatch.setattr(module, "distractor_features", lambda: unit(rng.normal(size=(20, 8))))
+    args = argparse.Namespace(protocol="cross_dataset", unlabeled=-1, distractors=distractors, seeds=[0, 1], set=[],
+                              split_seed=0)
+    out = module.run(args)
+    own = {r: score_queries(enhanced[("student", 1)][r], enhanced[("hr", 0)][1.0], db, tiny_dataset, (1,)).ap
+           for r in ratios}
+    got = {r: np.asarray(out["per_query"][module.ratio_label(r)]["student"])[1] for r in ratios}
+    for r in ratios:
+        if distractors:
+            assert (got[r] <= own[r] + 1e-12).all()
+        else:
+            assert got[r] == pytest.approx(own[r])  # in query order, whatever order the frame held
+    assert [t["photos"] for t in out["timings"]] == [5, 5]

@@ -379,11 +379,11 @@ def summarize_student_runs(runs: Mapping[object, Sequence[str | Path]],
 def student_aps(paths: Sequence[str | Path], ratio: float) -> np.ndarray:
     """The student's AP per query (in query order) at ``ratio``, averaged over the seeds recorded in ``paths`` (one
     run's files): what a paired comparison of two recorded runs compares."""
-    frame = pd.concat([read_student_run(path)[0] for path in paths], ignore_index=True)
+    frame = seed_mean_ap(pd.concat([read_student_run(path)[0] for path in paths], ignore_index=True))
     frame = frame[(frame["method"] == "student") & np.isclose(frame["ratio"], ratio)]
     if frame.empty:
         raise ValueError(f"no student APs at ratio {ratio:g} in {list(map(str, paths))}")
-    return frame.groupby("query")["ap"].mean().sort_index().to_numpy()
+    return frame.sort_values("query")["ap"].to_numpy()
 
 
 def with_recorded(live: pd.DataFrame | None, recorded: pd.DataFrame | None, method: str,
