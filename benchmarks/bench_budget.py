@@ -30,7 +30,7 @@ from fsrlib.data.datasets import load_dataset
 from fsrlib.evaluation.analysis import read_recorded_runs, summarize
 from fsrlib.experiment import PROFILES, ExperimentConfig, profile_settings, resolve_folds, run, training_features
 from fsrlib.features.degrade import ratio_label
-from fsrlib.methods.registry import GENERATORS, generator_config
+from fsrlib.methods.registry import generator_config, generator_methods
 from fsrlib.methods.train import cached_history
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
     config = json.loads(json.dumps(asdict(cfg), default=str))
     config["data_dir"] = Path(config["data_dir"]).name  # the collection's folder, not this machine's path to it
     if csv.is_file() and meta.is_file() and same_config(json.loads(meta.read_text()).get("config", {}), config):
-        if method in GENERATORS and not curves_path(csv).is_file():  # a unit recorded before curves were kept
+        if method in generator_methods() and not curves_path(csv).is_file():  # a unit recorded before curves were kept
             kept = record_curves(cfg, method, curves_path(csv))
             print(f"{csv.name}: done already; curves {'recorded' if kept else 'not in this cache'}", flush=True)
         else:
@@ -119,7 +119,7 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
     meta.write_text(json.dumps({"config": config, "commit": commit(), "seconds": round(seconds, 1),
                                 "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                                            f"{os.cpu_count()} cores", "folds": result.folds}, indent=1))
-    if method in GENERATORS:
+    if method in generator_methods():
         record_curves(cfg, method, curves_path(csv))
     print(f"{csv.name}: {seconds:.0f} s; " + ", ".join(
         f"{m} {ratio_label(r)} {g['ap'].mean():.3f}" for (m, r), g in result.per_query.groupby(["method", "ratio"])),

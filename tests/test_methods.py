@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fsrlib.experiment import ExperimentConfig, run
-from fsrlib.methods.registry import GENERATORS, METHODS, FoldContext, MethodSettings, get_method, register_method
+from fsrlib.methods.registry import METHODS, FoldContext, MethodSettings, get_method, register_method
 from fsrlib.plotting import method_colors, method_label
 
 
@@ -30,8 +30,10 @@ def test_every_method_has_one_entry_with_what_its_readers_need():
         assert set(method.reads) <= budget_fields, name
     assert {m for m, v in METHODS.items() if not v.trained} == {"raw", "bicubic"}
     assert {m for m, v in METHODS.items() if v.input == "pixels"} == {"srcnn", "vdsr", "student"}
-    # the generator methods are exactly the generator table's, and they read the GAN budget
-    assert {m for m, v in METHODS.items() if "critic_iters" in v.reads} == set(GENERATORS)
+    # the generator methods (those with TrainConfig changes) are exactly the ones that read the GAN budget
+    generators = {m for m, v in METHODS.items() if v.train_changes is not None}
+    assert generators == {"cnn_baseline", "gan_distance", "fsrgan", "fsrgan_r3", "fsrgan_residual"}
+    assert {m for m, v in METHODS.items() if "critic_iters" in v.reads} == generators
     # every method has a colour in the figures; distinct ones except raw and bicubic, which are one thing
     colors = method_colors(["hr", *METHODS])
     assert all(colors.values()) and colors["raw"] == colors["bicubic"]
@@ -120,6 +122,23 @@ def test_the_methods_run_by_default_are_marked_in_the_registry(registry):
         return {r: ctx.queries[r] for r in ctx.settings.ratios}
 
     assert default_methods()[-1] == "mine"
+
+
+def test_a_generator_variant_is_one_call_and_its_changes_are_the_registrys(registry):
+    from fsrlib.methods.registry import generator_config, generator_methods, register_generator
+    from fsrlib.methods.train import TrainConfig
+
+    register_generator("fsrgan_r4", {"loss": "gan", "r": 4.0}, summary="as fsrgan with r = 4")
+    assert generator_methods()[-1] == "fsrgan_r4" and "critic_iters" in get_method("fsrgan_r4").reads
+    settings = MethodSettings(steps=50, critic_iters=2, seed=3)
+    assert generator_config("fsrgan_r4", settings) == TrainConfig(loss="gan", r=4.0, steps=50, critic_iters=2, seed=3)
+    # a field TrainConfig does not have is refused when the variant is registered, not when it first trains
+    with pytest.raises(TypeError, match="rr"):
+        register_generator("typo", {"rr": 4.0}, summary="a misspelt field")
+    assert "typo" not in METHODS
+    # a method that is not a generator has no generator config
+    with pytest.raises(KeyError, match="not a generator method; known: cnn_baseline"):
+        generator_config("raw", settings)
 
 
 def test_every_feature_method_runs_on_the_experiments_degradation_and_reference(monkeypatch, tmp_path):

@@ -143,6 +143,9 @@ class Method:
     summary: str
     #: whether the CLI's experiment runs it when no method is named (:func:`default_methods`)
     default: bool = False
+    #: a generator method's :class:`~fsrlib.methods.train.TrainConfig` changes on top of the budget's
+    #: (:func:`register_generator`, :func:`generator_config`); ``None`` for every other method
+    train_changes: Mapping[str, Any] | None = None
 
 
 #: The registry: every method by name (:func:`register_method` adds one, :func:`get_method` reads one).
@@ -236,22 +239,18 @@ def train_config(cfg: MethodSettings, **changes) -> TrainConfig:
     return replace(base, **changes)
 
 
-#: The generator methods' training settings on top of the budget's (:func:`generator_config`).
-GENERATORS: dict[str, dict] = {
-    "cnn_baseline": {"loss": "mse"},
-    "gan_distance": {"loss": "gan", "r": 1.0},
-    "fsrgan": {"loss": "gan", "r": 2.0},
-    "fsrgan_r3": {"loss": "gan", "r": 3.0},
-    "fsrgan_residual": {"loss": "gan", "r": 2.0, "generator": GeneratorConfig(residual=True)},
-}
+def generator_methods() -> tuple[str, ...]:
+    """The registered generator methods (the paper's G under its losses, and our variant), in registration order."""
+    return tuple(name for name, method in METHODS.items() if method.train_changes is not None)
 
 
 def generator_config(name: str, cfg: MethodSettings) -> TrainConfig:
     """The :class:`~fsrlib.methods.train.TrainConfig` that registered generator method ``name`` trains with under ``cfg``
     (what a chapter passes to :func:`fsrlib.methods.train.train_cached` to look at the training itself)."""
-    if name not in GENERATORS:
-        raise KeyError(f"{name!r} is not a generator method; known: {sorted(GENERATORS)}")
-    return train_config(cfg, **GENERATORS[name])
+    changes = get_method(name).train_changes
+    if changes is None:
+        raise KeyError(f"{name!r} is not a generator method; known: {', '.join(generator_methods())}")
+    return train_config(cfg, **changes)
 
 
 def trained_generator(name: str, train: Features, cfg: MethodSettings) -> Enhancer:
@@ -266,19 +265,22 @@ def register_generator(name: str, changes: Mapping, *, summary: str, color: str 
                        default: bool = False) -> None:
     """A generator variant as a method: its :class:`~fsrlib.methods.train.TrainConfig` changes on top of the
     budget's."""
-    GENERATORS[name] = dict(changes)
+    TrainConfig(**changes)  # an unknown field fails here, at registration, not at the first training
     register_method(name, color=color, reads=TRAINING, summary=summary, default=default)(
         lambda ctx: ctx.map_queries(trained_generator(name, ctx.training_features(), ctx.settings)))
+    METHODS[name] = replace(METHODS[name], train_changes=dict(changes))
 
 
-for _name, _color, _summary in (
-        ("cnn_baseline", "#9467bd", "the paper's G alone, plain MSE, no critic (Fig. 4 CNN-Baseline)"),
-        ("gan_distance", "#e377c2", "G + D, Eq. 7 and Eq. 8 (r = 1)"),
-        ("fsrgan", "#d62728", "G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN"),
-        ("fsrgan_r3", "#8c564b", "as fsrgan with r = 3"),
-        ("fsrgan_residual", "#ff7f0e", "our variant: G(f) = f + delta(f), delta zero-initialised")):
-    register_generator(_name, GENERATORS[_name], summary=_summary, color=_color,
-                       default=_name in ("cnn_baseline", "fsrgan", "fsrgan_residual"))
+register_generator("cnn_baseline", {"loss": "mse"}, color="#9467bd", default=True,
+                   summary="the paper's G alone, plain MSE, no critic (Fig. 4 CNN-Baseline)")
+register_generator("gan_distance", {"loss": "gan", "r": 1.0}, color="#e377c2",
+                   summary="G + D, Eq. 7 and Eq. 8 (r = 1)")
+register_generator("fsrgan", {"loss": "gan", "r": 2.0}, color="#d62728", default=True,
+                   summary="G + D, Eq. 7 and Eq. 9 with r = 2: the paper's FSR-GAN")
+register_generator("fsrgan_r3", {"loss": "gan", "r": 3.0}, color="#8c564b", summary="as fsrgan with r = 3")
+register_generator("fsrgan_residual", {"loss": "gan", "r": 2.0, "generator": GeneratorConfig(residual=True)},
+                   color="#ff7f0e", default=True,
+                   summary="our variant: G(f) = f + delta(f), delta zero-initialised")
 
 
 def isr_method(model: str) -> Callable[[FoldContext], QueryFeatures]:
