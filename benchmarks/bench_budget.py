@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from fsrlib.data.datasets import load_dataset
-from fsrlib.evaluation.analysis import read_recorded_runs, summarize
+from fsrlib.evaluation.analysis import summarize
+from fsrlib.evaluation.recorded import read_recorded_runs
 from fsrlib.experiment import PROFILES, ExperimentConfig, profile_settings, resolve_folds, run, training_features
 from fsrlib.features.degrade import ratio_label
 from fsrlib.methods.registry import generator_config, generator_methods

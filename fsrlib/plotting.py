@@ -318,7 +318,7 @@ def plot_learning_curve(table: pd.DataFrame, raw: dict[float, float], ax: plt.Ax
                         xlabel: str = "unlabeled photos") -> plt.Axes:
     """mAP against the training set's size (``table["run"]``, log scale), one line per ratio with its 95% interval
     over queries as error bars and the spread over seeds as open markers; raw's mAP at each ratio dashed.
-    ``table`` is :func:`fsrlib.evaluation.analysis.summarize_student_runs`'s."""
+    ``table`` is :func:`fsrlib.evaluation.recorded.summarize_student_runs`'s."""
     ax = ax or plt.gca()
     for i, (ratio, sub) in enumerate(table.sort_values("run").groupby("ratio", sort=False)):
         color = f"C{i}"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fsrlib.evaluation.analysis import read_recorded_runs
+from fsrlib.evaluation.recorded import read_recorded_runs
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_budget.py"
 
@@ -58,7 +58,7 @@ def test_no_recorded_runs_is_an_empty_result(tmp_path, capsys):
 def test_training_curves_are_recorded_from_the_cached_models_and_drawn(tmp_path, mini_dataset, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from fsrlib.evaluation.analysis import read_recorded_curves
+    from fsrlib.evaluation.recorded import read_recorded_curves
     from fsrlib.experiment import ExperimentConfig, run
     from fsrlib.plotting import plot_training_history
 
@@ -82,7 +82,7 @@ def test_training_curves_are_recorded_from_the_cached_models_and_drawn(tmp_path,
 
 
 def test_a_converged_curve_is_flat_and_a_cut_short_one_is_not():
-    from fsrlib.evaluation.analysis import curve_flatness
+    from fsrlib.evaluation.recorded import curve_flatness
 
     epochs = np.arange(200)
     converged = {"epochs": [{"val_distance": {0.25: 0.5 + 0.5 * np.exp(-e / 10)}} for e in epochs]}
@@ -96,7 +96,7 @@ def test_a_converged_curve_is_flat_and_a_cut_short_one_is_not():
 def test_each_recorded_unit_says_where_it_ran(tmp_path):
     import json
 
-    from fsrlib.evaluation.analysis import read_recorded_units
+    from fsrlib.evaluation.recorded import read_recorded_units
 
     unit(tmp_path, "fsrgan", 1, 0.6, protocol="group_disjoint")
     (tmp_path / "group_disjoint-fsrgan-paper-seed1.json").write_text(json.dumps(

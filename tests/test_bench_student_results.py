@@ -1,4 +1,4 @@
-"""benchmarks/bench_student.py's recorded results (issue 24) are read back by fsrlib.evaluation.analysis.read_student_run
+"""benchmarks/bench_student.py's recorded results (issue 24) are read back by fsrlib.evaluation.recorded.read_student_run
 into per-query frames whose summary agrees with what the script printed and stored."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsrlib.evaluation.analysis import read_student_run, summarize, summary_row
+from fsrlib.evaluation.analysis import summarize, summary_row
+from fsrlib.evaluation.recorded import read_student_run
 from fsrlib.methods.student import StudentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +112,7 @@ def test_every_committed_student_result_reads_back_to_its_own_table(path):
 
 
 def test_a_recorded_method_joins_a_live_run_paired_by_query(tmp_path):
-    from fsrlib.evaluation.analysis import with_recorded
+    from fsrlib.evaluation.recorded import with_recorded
 
     path, _ = recorded(tmp_path, seeds=(0,))
     student, _ = read_student_run(path)
@@ -132,7 +133,7 @@ def test_a_recorded_method_joins_a_live_run_paired_by_query(tmp_path):
 
 
 def test_runs_recorded_one_seed_per_file_are_pooled_into_one_row_per_run_and_ratio(tmp_path):
-    from fsrlib.evaluation.analysis import summarize_student_runs
+    from fsrlib.evaluation.recorded import summarize_student_runs
 
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
     seed0, _ = recorded(tmp_path / "a", seeds=(0,))
@@ -148,7 +149,7 @@ def test_runs_recorded_one_seed_per_file_are_pooled_into_one_row_per_run_and_rat
 
 
 def test_pooling_refuses_a_seed_recorded_twice_and_files_scored_on_other_queries(tmp_path):
-    from fsrlib.evaluation.analysis import summarize_student_runs
+    from fsrlib.evaluation.recorded import summarize_student_runs
 
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     first, _ = recorded(tmp_path / "a", seeds=(0,))
@@ -164,7 +165,7 @@ def test_pooling_refuses_a_seed_recorded_twice_and_files_scored_on_other_queries
 
 
 def test_student_aps_are_the_seed_mean_per_query_in_query_order(tmp_path):
-    from fsrlib.evaluation.analysis import student_aps
+    from fsrlib.evaluation.recorded import student_aps
 
     path, result = recorded(tmp_path, seeds=(0, 1))
     stored = np.asarray(json.loads(path.read_text())["per_query"]["1/64"]["student"])
