@@ -165,3 +165,43 @@ def test_every_feature_method_runs_on_the_experiments_degradation_and_reference(
     scored = result.table[result.table["metric"] == "mAP"]
     assert set(scored["method"]) == {"hr", *features}
     assert not scored["value"].isna().any()
+
+
+def test_a_pixel_method_gets_its_queries_on_the_experiments_recipe(registry, monkeypatch, tmp_path):
+    """A pixel method asks its context for query features (ctx.pixel_queries) and names only what it changes: the
+    run's backbone, degradation, reference, device and cache come with them, and it cannot override them."""
+    from fsrlib import experiment
+    from fsrlib.features import extract
+
+    asked = []
+
+    def fake_extract(ds, split, ratios, **kwargs):
+        asked.append((split, tuple(ratios), kwargs))
+        rng = np.random.default_rng(len(asked))
+        return {r: rng.normal(size=(len(ds.split_items(split)), 32)).astype(np.float32) for r in ratios}
+
+    monkeypatch.setattr(experiment, "extract_features", fake_extract)
+    monkeypatch.setattr(extract, "extract_features", fake_extract)
+    marker = object()
+
+    @register_method("sharpen", input="pixels", trained=False, summary="a pretend ISR network, at 1/16 only")
+    def sharpen(ctx: FoldContext) -> dict:
+        return ctx.pixel_queries([1 / 16], upscaler=marker)
+
+    cfg = ExperimentConfig(ratios=(1 / 4, 1 / 16), methods=("raw", "sharpen"), degradation="antialias",
+                           reference="original", cache_dir=str(tmp_path),
+                           data_dir=str(tmp_path / "datasets" / "mini-v1"))
+    result = run(cfg, progress=False)
+    ((split, ratios, kwargs),) = [a for a in asked if a[2].get("upscaler") is marker]
+    assert (split, ratios) == ("query", (1 / 16,))
+    assert (kwargs["backbone"], kwargs["degradation"], kwargs["reference"]) == \
+        ("efficientnet_lite0", "antialias", "original")
+    assert kwargs["cache_dir"] == str(tmp_path)
+    scored = result.table[(result.table["metric"] == "mAP") & (result.table["method"] == "sharpen")]
+    assert list(scored["ratio"]) == [1 / 16] and not scored["value"].isna().any()
+    # the run's recipe is not the method's to change
+    ctx = FoldContext(test=None, training_set=None, query_index=np.arange(2), queries={},
+                      settings=MethodSettings(ratios=(1 / 16,)))
+    with pytest.raises(TypeError, match="degradation"):
+        ctx.pixel_queries(degradation="uniform")
+

@@ -26,7 +26,7 @@ query feature again from the query's pixels (trained on the fold's photos).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -127,6 +127,22 @@ class FoldContext:
     def fold_rows(self, features: QueryFeatures) -> QueryFeatures:
         """This fold's rows of features extracted for *every* query of ``test`` (what a pixel method computes)."""
         return {r: f[self.query_index] for r, f in features.items()}
+
+    def pixel_queries(self, ratios: Sequence[float] | None = None, **recipe: Any) -> QueryFeatures:
+        """This fold's query features made again from their pixels by the one extraction path
+        (:func:`fsrlib.features.extract.extract_features`), L2-normalised, at ``ratios`` (default: the settings'),
+        always on the experiment's backbone, degradation, reference, device and cache; ``recipe`` adds what the
+        method changes (``upscaler=`` an ISR network, ``network=`` a fine-tuned backbone, ``store_dtype=``)."""
+        from fsrlib.features.extract import extract_features
+
+        cfg = self.settings
+        ratios = list(cfg.ratios if ratios is None else ratios)
+        if not ratios:
+            return {}
+        feats = extract_features(self.test, "query", ratios, backbone=cfg.backbone, degradation=cfg.degradation,
+                                 reference=cfg.reference, device=cfg.device, cache_dir=cfg.cache_dir,
+                                 progress=self.progress, **recipe)
+        return self.fold_rows({r: l2_normalize(f) for r, f in feats.items()})
 
 
 @dataclass(frozen=True)
@@ -287,7 +303,6 @@ def isr_method(model: str) -> Callable[[FoldContext], QueryFeatures]:
     """ISR then features: train (or load) ISR ``model`` on the fold's training photos, super-resolve the queries at
     the ratios it was trained for and extract. Other ratios are absent (SRCNN: 1/4, 1/9, 1/16)."""
     def run(ctx: FoldContext) -> QueryFeatures:
-        from fsrlib.features.extract import extract_features
         from fsrlib.methods.isr_train import trained_upscaler
 
         cfg = ctx.settings
@@ -295,13 +310,7 @@ def isr_method(model: str) -> Callable[[FoldContext], QueryFeatures]:
             upscaler = trained_upscaler(ctx.training_set, model, cfg.pixel_profile, degradation=cfg.degradation,
                                         reference=cfg.reference, seed=cfg.seed, device=cfg.device,
                                         cache_dir=cfg.cache_dir)
-        ratios = [r for r in cfg.ratios if upscaler.supports(r)]
-        if not ratios:
-            return {}
-        feats = extract_features(ctx.test, "query", ratios, upscaler=upscaler, backbone=cfg.backbone,
-                                 degradation=cfg.degradation, reference=cfg.reference, device=cfg.device,
-                                 cache_dir=cfg.cache_dir, progress=ctx.progress)
-        return ctx.fold_rows({r: l2_normalize(f) for r, f in feats.items()})
+        return ctx.pixel_queries([r for r in cfg.ratios if upscaler.supports(r)], upscaler=upscaler)
 
     return run
 
@@ -352,7 +361,6 @@ def student(ctx: FoldContext) -> QueryFeatures:
     """The resolution-robust student (:mod:`fsrlib.methods.student`, beyond the paper): Lite0's last blocks fine-tuned on
     the training photos so that a degraded crop gives the frozen backbone's feature of the full-size crop; the
     queries go through it, the database keeps the frozen backbone's features."""
-    from fsrlib.features.extract import extract_features
     from fsrlib.methods.student_train import train_student
 
     cfg = ctx.settings
@@ -366,8 +374,5 @@ def student(ctx: FoldContext) -> QueryFeatures:
     ctx.trainings.append({"photos": len(trained.training_images), "pair_s": trained.pair_seconds,
                           "train_s": trained.train_seconds, "student": trained.cache_id})
     # the queries through the student (cached under its checkpoint's id); the database keeps the frozen backbone's
-    feats = extract_features(ctx.test, "query", cfg.ratios, network=trained.network(), backbone=cfg.backbone,
-                             degradation=cfg.degradation, reference=cfg.reference, store_dtype="float32",
-                             device=cfg.device, cache_dir=cfg.cache_dir, progress=ctx.progress)
-    return ctx.fold_rows({r: l2_normalize(f) for r, f in feats.items()})
+    return ctx.pixel_queries(network=trained.network(), store_dtype="float32")
 
