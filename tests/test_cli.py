@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-import fsrlib.__main__ as cli
+import fsrlib.__main__ as commands
+from fsrlib.cli import build_parser
 from fsrlib.devices import available_devices, resolve_device
 from fsrlib.experiment import ExperimentResult
 
@@ -26,20 +27,20 @@ def no_run(monkeypatch):
         seen["cfg"] = cfg
         raise Reached
 
-    monkeypatch.setattr(cli, "run", fake_run)
+    monkeypatch.setattr(commands, "run", fake_run)
     return seen
 
 
 @pytest.fixture
 def no_work(no_run, monkeypatch):
     """As ``no_run``, and no dataset is read either (the protocol check before the run loads the collections)."""
-    monkeypatch.setattr(cli, "protocol_problem", lambda cfg: None)
+    monkeypatch.setattr(commands, "protocol_problem", lambda cfg: None)
     return no_run
 
 
 def refused(args, capsys) -> str:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["experiment", *args])
+        commands.main(["experiment", *args])
     assert exit_info.value.code == 2  # argparse's usage error
     return capsys.readouterr().err
 
@@ -114,7 +115,7 @@ def test_out_without_permission_is_refused(no_work, capsys, tmp_path):
 def test_older_train_dataset_means_cross_dataset(no_work):
     """--train-dataset is turned into the one spelling, so the run and its report name the same protocol."""
     with pytest.raises(Reached):
-        cli.main(["experiment", "--train-dataset", "mini", "--train-data-dir", "elsewhere", "--methods", "ridge"])
+        commands.main(["experiment", "--train-dataset", "mini", "--train-data-dir", "elsewhere", "--methods", "ridge"])
     cfg = no_work["cfg"]
     assert (cfg.protocol, cfg.train_on, cfg.train_data_dirs, cfg.train_dataset) == \
         ("cross_dataset", ("mini",), ("elsewhere",), None)
@@ -143,7 +144,7 @@ def test_protocol_and_dataset_problems_are_refused_before_the_run(no_run, capsys
 
 def test_extract_refuses_repeated_ratios(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["extract", "--dataset", "mini", "--split", "db", "--ratios", "1/4", "0.25"])
+        commands.main(["extract", "--dataset", "mini", "--split", "db", "--ratios", "1/4", "0.25"])
     assert exit_info.value.code == 2 and "1/4 (2 times)" in capsys.readouterr().err
 
 
@@ -161,13 +162,13 @@ def test_extract_passes_where_the_ratios_are_made(monkeypatch, given, loader_val
     monkeypatch.setattr(distributed, "load_dataset", lambda name, data_dir: name)
     monkeypatch.setattr(distributed, "extract_sharded", fake_extract)
     with pytest.raises(Reached):
-        cli.main(["extract", "--dataset", "mini", "--split", "db", *given])
+        commands.main(["extract", "--dataset", "mini", "--split", "db", *given])
     assert seen["loader"].ratios_on_device is loader_value
 
 
 def test_extract_refuses_an_unknown_ratios_on_device(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["extract", "--dataset", "mini", "--split", "db", "--ratios-on-device", "yes"])
+        commands.main(["extract", "--dataset", "mini", "--split", "db", "--ratios-on-device", "yes"])
     assert exit_info.value.code == 2 and "'auto', 'on', 'off'" in capsys.readouterr().err
 
 
@@ -175,32 +176,32 @@ def test_tables_are_saved_before_the_report(monkeypatch, tmp_path):
     """Issue 28: a report that failed after the run lost the results; now they are on disk first."""
     table = pd.DataFrame({"dataset": "mini", "method": ["hr", "raw"], "ratio": 0.25, "ratio_label": "1/4",
                           "seed": 0, "metric": "mAP", "value": [0.9, 0.5]})
-    monkeypatch.setattr(cli, "protocol_problem", lambda cfg: None)
-    monkeypatch.setattr(cli, "run", lambda cfg, seeds=None, progress=True: ExperimentResult(table, pd.DataFrame(), []))
+    monkeypatch.setattr(commands, "protocol_problem", lambda cfg: None)
+    monkeypatch.setattr(commands, "run", lambda cfg, seeds=None, progress=True: ExperimentResult(table, pd.DataFrame(), []))
 
     def broken_report(*args):
         raise RuntimeError("a report failed")
 
-    monkeypatch.setattr(cli, "report", broken_report)
+    monkeypatch.setattr(commands, "report", broken_report)
     with pytest.raises(RuntimeError, match="a report failed"):
-        cli.main(["experiment", "--methods", "raw", "--ratios", "1/4", "--out", str(tmp_path / "r" / "t.csv")])
+        commands.main(["experiment", "--methods", "raw", "--ratios", "1/4", "--out", str(tmp_path / "r" / "t.csv")])
     assert pd.read_csv(tmp_path / "r" / "t.csv")["value"].tolist() == [0.9, 0.5]
 
 
 def test_a_table_that_cannot_be_saved_does_not_stop_the_others(monkeypatch, tmp_path, capsys):
     table = pd.DataFrame({"dataset": "mini", "backbone": "b", "protocol": "paper", "method": ["hr", "raw"],
                           "ratio": 0.25, "ratio_label": "1/4", "seed": 0, "metric": "mAP", "value": [0.9, 0.5]})
-    monkeypatch.setattr(cli, "protocol_problem", lambda cfg: None)
-    monkeypatch.setattr(cli, "run", lambda cfg, seeds=None, progress=True: ExperimentResult(table, pd.DataFrame(), []))
-    real_save = cli.save_table
+    monkeypatch.setattr(commands, "protocol_problem", lambda cfg: None)
+    monkeypatch.setattr(commands, "run", lambda cfg, seeds=None, progress=True: ExperimentResult(table, pd.DataFrame(), []))
+    real_save = commands.save_table
 
     def save(table, path):
         if str(path).endswith(".json"):
             raise OSError(f"[Errno 28] No space left on device: {path!r}")
         return real_save(table, path)
 
-    monkeypatch.setattr(cli, "save_table", save)
-    code = cli.main(["experiment", "--methods", "raw", "--ratios", "1/4", "--out", str(tmp_path / "t.json"),
+    monkeypatch.setattr(commands, "save_table", save)
+    code = commands.main(["experiment", "--methods", "raw", "--ratios", "1/4", "--out", str(tmp_path / "t.json"),
                      "--out", str(tmp_path / "t.csv")])
     out, err = capsys.readouterr()
     assert code == 1 and (tmp_path / "t.csv").is_file() and "could not save the table at" in err
@@ -220,12 +221,12 @@ def test_cuda_without_a_gpu_is_refused_up_front(no_work, capsys, monkeypatch):
 
 def test_good_arguments_reach_the_experiment(no_work):
     with pytest.raises(Reached):
-        cli.main(["experiment", "--ratios", "1/4", "0.0625", "--out", "t.csv", "--out", "t.json", "--epochs", "0",
+        commands.main(["experiment", "--ratios", "1/4", "0.0625", "--out", "t.csv", "--out", "t.json", "--epochs", "0",
                   "--dataset", "mini+flickr100k", "--degradation", "antialias"])
     cfg = no_work["cfg"]
     assert cfg.ratios == (0.25, 0.0625) and cfg.epochs == 0 and cfg.degradation == "antialias"
     with pytest.raises(Reached):
-        cli.main(["experiment", "--methods", "raw", "student", "--unlabeled-count", "500", "--student",
+        commands.main(["experiment", "--methods", "raw", "student", "--unlabeled-count", "500", "--student",
                   "crops_per_image=1", "degradations=('uniform','antialias')"])
     cfg = no_work["cfg"]
     assert cfg.unlabeled_count == 500
@@ -257,7 +258,7 @@ def test_mps_is_checked(monkeypatch):
 
 def subcommands() -> dict:
     """The real parser's subcommands, by name."""
-    parser = cli.build_parser()
+    parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return sub.choices
 
@@ -283,13 +284,13 @@ def test_every_option_has_help_and_shows_its_default(monkeypatch):
 def test_experiment_help_shows_the_defaults(monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "200")
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["experiment", "--help"])
+        commands.main(["experiment", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert exit_info.value.code == 0
     assert "(default: 1/4 1/9 1/16 1/25 1/36 1/49 1/64)" in out and "(default: cpu)" in out  # --ratios, --profile
     assert "(default: mini)" in out and "95% intervals" in out and "%%" not in out
     with pytest.raises(SystemExit):
-        cli.main(["extract", "--help"])
+        commands.main(["extract", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "$FSRLIB_CACHE" in out and "(default: 256)" in out and "(default: 1)" in out
 
@@ -325,11 +326,11 @@ def test_configs_store_the_device_auto_stands_for():
 
 
 def test_cli_device_defaults_to_auto(no_work):
-    parser = cli.build_parser()
+    parser = build_parser()
     assert parser.parse_args(["experiment"]).device == "auto"
     assert parser.parse_args(["extract", "--dataset", "mini", "--split", "db"]).device == "auto"
     with pytest.raises(Reached):
-        cli.main(["experiment"])
+        commands.main(["experiment"])
     assert no_work["cfg"].device == resolve_device("auto")
 
 
@@ -347,7 +348,7 @@ def test_fetch_is_an_installed_command_and_the_script_is_the_same(monkeypatch, t
     fetched = []
     monkeypatch.setattr(fsrlib.data.download, "fetch_benchmark",
                         lambda name, root, **kw: fetched.append((name, str(root), kw)) or Path(root) / name)
-    assert cli.main(["fetch", "paris6k", "holidays", "--data-dir", str(tmp_path), "--quiet"]) == 0
+    assert commands.main(["fetch", "paris6k", "holidays", "--data-dir", str(tmp_path), "--quiet"]) == 0
     assert [f[0] for f in fetched] == ["paris6k", "holidays"] and fetched[0][2]["progress"] is False
     assert f"[fetch] holidays: ready in {tmp_path / 'holidays'}" in capsys.readouterr().out
     spec = importlib.util.spec_from_file_location("fetch_script", root / "data_scripts" / "fetch.py")
@@ -355,7 +356,7 @@ def test_fetch_is_an_installed_command_and_the_script_is_the_same(monkeypatch, t
     spec.loader.exec_module(script)
     assert script.main(["oxford5k", "--data-dir", str(tmp_path)]) == 0 and fetched[-1][0] == "oxford5k"
     with pytest.raises(SystemExit) as refused_exit:
-        cli.main(["fetch", "imagenet"])
+        commands.main(["fetch", "imagenet"])
     assert refused_exit.value.code == 2 and "invalid choice: 'imagenet'" in capsys.readouterr().err
 
 

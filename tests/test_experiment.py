@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsrlib.__main__ import main, parse_ratio
+from fsrlib.__main__ import main
+from fsrlib.cli import parse_ratio
 from fsrlib.experiment import ExperimentConfig, pivot, profile_settings, run, save_table, worse_than_raw
 
 
