@@ -84,6 +84,44 @@ def test_chapters_use_the_gpu_where_there_is_one():
         assert notebook["metadata"].get("accelerator") == "GPU", f"{path.name} does not ask Colab for a GPU"
 
 
+def reads_recorded_runs(path: Path) -> bool:
+    """Whether a chapter's parameters name ``recorded``, the folder of runs a benchmark script recorded."""
+    return bool(re.search(r"^recorded = ", code_cells(path)[1], re.M))
+
+
+def test_a_chapter_that_reads_recorded_runs_finds_them_on_colab(tmp_path):
+    """A pip install has no benchmarks/results: on Colab such a chapter's install cell clones the release it
+    installs and works from that clone's book/ folder. Run here as Colab would (google.colab loaded, %pip faked),
+    against a local repository tagged with the pinned release, holding this checkout's committed HEAD."""
+    readers = [path for path in CHAPTERS if reads_recorded_runs(path)]
+    assert {p.name for p in readers} == {"paper_length.ipynb", "generalisation.ipynb"}
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip(f"not a git checkout ({head.stderr.strip()}): the cell clones a git release")
+    release = Requirement(install_spec(readers[0])).url.rsplit("@", 1)[1]
+    bare = tmp_path / "origin.git"
+    run(["git", "clone", "-q", "--bare", str(ROOT), str(bare)], 300)
+    run(["git", "-C", str(bare), "tag", release, head.stdout.strip()], 60)
+    for path in readers:
+        install, parameters = code_cells(path)[:2]
+        install = SPEC.sub(f'FSRLIB = "fsrlib[book] @ git+file://{bare}@{release}"', install)
+        script = "\n".join([
+            "import os, sys, types",
+            "sys.modules['google.colab'] = types.ModuleType('google.colab')",
+            "calls = []",
+            "get_ipython = lambda: types.SimpleNamespace(run_line_magic=lambda *a: calls.append(a))",
+            install, parameters,
+            "assert calls and calls[0][0] == 'pip', calls",
+            "assert os.path.isdir(recorded), (os.getcwd(), recorded)",
+            "print('recorded runs found:', len(os.listdir(recorded)))"])
+        home = tmp_path / path.stem
+        home.mkdir()
+        for attempt in range(2):  # a second run of the cell reuses the clone
+            done = run([sys.executable, "-c", script], 300, cwd=home, env={**os.environ, "HOME": str(home)})
+            assert "recorded runs found:" in done.stdout and int(done.stdout.split(":")[-1]) > 0, path.name
+        assert (home / "fsrlib-release" / "book" / path.name).is_file()
+
+
 def run(command: list[str], timeout: int, **kwargs) -> subprocess.CompletedProcess:
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
