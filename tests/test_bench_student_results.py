@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fsrlib.evaluation.analysis import summarize, summary_row
@@ -146,6 +147,33 @@ def test_runs_recorded_one_seed_per_file_are_pooled_into_one_row_per_run_and_rat
     assert pooled["seeds"] == 2 and pooled["mAP"] == pytest.approx(np.mean(alone))
     assert [pooled["seed_min"], pooled["seed_max"]] == pytest.approx(sorted(alone))
     assert pooled["verdict"] == "better" and pooled["gap recovered"] > 0
+
+
+def test_pooling_takes_frozen_scores_that_differ_by_feature_storage_alone(tmp_path):
+    """Runs recorded before bench_student ran the experiment stored raw features as float32, later ones as float16:
+    a few query APs differ (2 of 1,200 in the recorded files). Such files pool, with the first file's raw APs as the
+    baseline; APs that differ widely are other features and are refused."""
+    from fsrlib.evaluation.recorded import same_frozen_scores, summarize_student_runs
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first, _ = recorded(tmp_path / "a", seeds=(0,))
+    second, result = recorded(tmp_path / "b", seeds=(1,))
+    aps = result["per_query"]["1/64"]["raw"]
+    aps[3] = min(1.0, aps[3] + 0.1)  # one query ranked differently: 1 of 40 APs at one ratio, mAP by 0.0025
+    second.write_text(json.dumps(result))
+    table = summarize_student_runs({"pooled": [first, second]}, ratios=(1 / 64,))
+    assert table.iloc[0]["seeds"] == 2
+    frozen = [read_student_run(p)[0] for p in (first, second)]
+    assert same_frozen_scores(*(f[f["method"] != "student"] for f in frozen)) is None
+    # the baseline is the first file's raw: the pooled gap is the one computed against it
+    alone = summarize(pd.concat([frozen[0][frozen[0]["method"] != "student"],
+                                 *(f[f["method"] == "student"] for f in frozen)], ignore_index=True))
+    assert table.iloc[0]["gap recovered"] == pytest.approx(summary_row(alone, "student", 1 / 64)["gap recovered"])
+    for q in range(12):  # 12 of 40 queries moved at one ratio: raw mAP at 1/64 off by about 0.06
+        aps[q] = min(1.0, aps[q] + 0.2)
+    second.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="other queries or features .*of the APs differ"):
+        summarize_student_runs({"pooled": [first, second]}, ratios=(1 / 64,))
 
 
 def test_pooling_refuses_a_seed_recorded_twice_and_files_scored_on_other_queries(tmp_path):
