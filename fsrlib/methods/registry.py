@@ -170,14 +170,15 @@ METHODS: dict[str, Method] = {}
 
 def register_method(name: str, *, summary: str, trained: bool = True, input: Literal["features", "pixels"] = "features",
                     color: str | None = None, label: str | None = None, reads: tuple[str, ...] = (),
-                    default: bool = False):
+                    default: bool = False, train_changes: Mapping[str, Any] | None = None):
     """Decorator: register ``fn(ctx: FoldContext) -> {ratio: (Q, D)}`` as method ``name``.
 
     ``trained``: whether it learns from the fold (an untrained one runs once, for every query and only the first
     seed); ``input``: "features" (maps the raw query feature) or "pixels" (makes the query feature again from its
     pixels); ``color``/``label``: its line in every figure (a palette colour and its name when not given);
     ``reads``: the :class:`MethodSettings` fields it depends on (checked to exist); ``default``: run when no method
-    is named (:func:`default_methods`). Registering a name twice
+    is named (:func:`default_methods`); ``train_changes``: a generator's
+    :class:`~fsrlib.methods.train.TrainConfig` changes (:func:`register_generator`). Registering a name twice
     replaces the method (that is how a reader overrides one); the function is returned unchanged."""
     known = {f.name for f in fields(MethodSettings)}
     if not set(reads) <= known:
@@ -188,7 +189,8 @@ def register_method(name: str, *, summary: str, trained: bool = True, input: Lit
 
     def add(fn: Callable[[FoldContext], QueryFeatures]) -> Callable[[FoldContext], QueryFeatures]:
         METHODS[name] = Method(name=name, run=fn, label=label or name, trained=trained, input=input, color=color,
-                               reads=tuple(reads), summary=summary, default=default)
+                               reads=tuple(reads), summary=summary, default=default,
+                               train_changes=None if train_changes is None else dict(train_changes))
         return fn
 
     return add
@@ -282,9 +284,8 @@ def register_generator(name: str, changes: Mapping, *, summary: str, color: str 
     """A generator variant as a method: its :class:`~fsrlib.methods.train.TrainConfig` changes on top of the
     budget's."""
     TrainConfig(**changes)  # an unknown field fails here, at registration, not at the first training
-    register_method(name, color=color, reads=TRAINING, summary=summary, default=default)(
+    register_method(name, color=color, reads=TRAINING, summary=summary, default=default, train_changes=changes)(
         lambda ctx: ctx.map_queries(trained_generator(name, ctx.training_features(), ctx.settings)))
-    METHODS[name] = replace(METHODS[name], train_changes=dict(changes))
 
 
 register_generator("cnn_baseline", {"loss": "mse"}, color="#9467bd", default=True,
