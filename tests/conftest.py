@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsrlib.data.datasets import RetrievalDataset
+from fsrlib.data.datasets import SHOWN_NOTES, RetrievalDataset
 
 PARIS_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "paris6k-subset"
 
@@ -17,6 +17,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own cache and data folders, so no test reads another's results."""
     monkeypatch.setenv("FSRLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("FSRLIB_DATA", str(tmp_path_factory.mktemp("data")))
+    SHOWN_NOTES.clear()  # every test sees the data notes its loads raise (a process shows each one once)
 
 
 @pytest.fixture(scope="session")

@@ -95,6 +95,21 @@ def test_paris_layout_partial(tmp_path):
     assert ds.split_items("query")[0].bbx == (1.0, 2.0, 30.0, 40.0)
 
 
+def test_a_data_note_is_shown_once_per_process(tmp_path):
+    """A chapter loads the same partial subset in many cells: its note appears once, not once per load, and a
+    note with other words (another folder's counts) is still shown."""
+    test_paris_layout_partial(tmp_path / "a")  # shows the note once (asserted inside)
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        load_dataset("paris6k", tmp_path / "a")
+    assert not [w for w in again if "partly present" in str(w.message)]
+    paris_tree(tmp_path / "b", names=("paris_louvre_000001",))
+    write_gt(tmp_path / "b" / "paris_120310", "louvre_1", "paris_louvre_000001", (1, 2, 30, 40))
+    write_gt(tmp_path / "b" / "paris_120310", "louvre_2", "paris_louvre_000777", (1, 2, 30, 40))
+    with pytest.warns(UserWarning, match="partly present"):
+        load_dataset("paris6k", tmp_path / "b")
+
+
 def paris_tree(root: Path, names=("paris_louvre_000001", "paris_louvre_000002", "paris_pompidou_000003"),
                suffix=".jpg") -> None:
     for name in names:

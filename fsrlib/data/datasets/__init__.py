@@ -70,6 +70,12 @@ def locate(name: str, data_dir: str | Path | None = None) -> Path | None:
     return None
 
 
+#: The notes about the data already shown in this process, as (dataset, text): a chapter that loads the same partial
+#: subset in twenty cells is told once. (``warnings``' own once-per-location registry cannot do this: every
+#: ``catch_warnings`` in any library resets it.)
+SHOWN_NOTES: set[tuple[str, str]] = set()
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None,
                  distractor_dir: str | Path | None = None) -> RetrievalDataset:
     """Load benchmark ``name`` (see module docstring). ``data_dir`` is the folder holding its files
@@ -79,8 +85,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None,
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always")
         ds = _load_base(base, Path(data_dir) if data_dir is not None else None)
-    for note in notes:  # a note about the data, not about a line of code: shown without a machine path
-        warnings.warn_explicit(note.message, note.category, filename=f"fsrlib.data.datasets({base})", lineno=0)
+    for note in notes:  # a note about the data, not about a line of code: shown without a machine path, once
+        if (base, str(note.message)) not in SHOWN_NOTES:
+            SHOWN_NOTES.add((base, str(note.message)))
+            warnings.warn_explicit(note.message, note.category, filename=f"fsrlib.data.datasets({base})", lineno=0)
     if distractors:
         ds = with_distractors(ds, distractors, distractor_dir if distractor_dir is not None
                               else default_dir(distractors))
@@ -94,5 +102,5 @@ def _load_base(name: str, data_dir: Path | None) -> RetrievalDataset:
     return LOADERS[name](data_dir if data_dir is not None else default_dir(name))
 
 
-__all__ = ["DATASETS", "DEV_SUBSETS", "LOADERS", "DISTRACTORS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir",
+__all__ = ["DATASETS", "DEV_SUBSETS", "LOADERS", "SHOWN_NOTES", "DISTRACTORS", "DatasetNotFoundError", "ImageItem", "RetrievalDataset", "default_dir",
            "load_dataset", "load_distractors", "locate", "with_distractors"]
