@@ -18,8 +18,9 @@ import pytest
 
 #: chapter file -> why its re-execution is left to ``make book`` / ``make test-all``
 EXPENSIVE = {
-    "isr.ipynb": "its worked solutions train four more ISR networks (VDSR for 1,500 steps among them) and run VDSR "
-                 "over every query twice, about 35 CPU-minutes from a cold cache",
+    "isr.ipynb": "its worked solutions train seven more ISR networks (SRCNN and VDSR on anti-aliased images, VDSR "
+                 "for 1,500 steps, an x8 SRCNN, an augmented SRCNN) and run VDSR over every query twice, about 35 "
+                 "CPU-minutes from a cold cache",
     "ablation.ipynb": "twelve generators (4 losses x 3 seeds, 7 ratios) and eleven more in its worked solutions "
                       "(two more seeds, the residual variant), about 25 CPU-minutes from a cold cache",
 }
@@ -37,6 +38,11 @@ def pytest_collection_modifyitems(config, items):
         if skip is not None:
             notebook.skip_compare = tuple(skip) + GLUE_RECORDS
     if os.environ.get("FSRLIB_TEST_ALL"):
+        # `make test-all` runs the expensive chapters too, by hand and on any machine: a long training cell on a
+        # slow one must make a slow run, not a failed one, so chapter cells drop the suite's 1,800 s hang guard
+        for item in items:
+            if item.path.suffix == ".ipynb":
+                item.add_marker(pytest.mark.timeout(0))
         return
     for item in items:
         reason = EXPENSIVE.get(item.path.name)

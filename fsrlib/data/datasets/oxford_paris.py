@@ -70,7 +70,7 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not a text file ({err}): the ground truth is damaged; unpack its archive "
-                         "again (see data_scripts/README.md) or restore the file") from None
+                         "again (`fsrlib fetch <dataset>` downloads and unpacks it) or restore the file") from None
 
 
 def read_ground_truth_file(path: Path, name: str) -> list[str]:
