@@ -117,7 +117,8 @@ def run_unit(protocol: str, method: str, profile: str, seed: int, args: argparse
     seconds = time.perf_counter() - start
     RESULTS.mkdir(parents=True, exist_ok=True)
     result.per_query.to_csv(csv, index=False)
-    meta.write_text(json.dumps({"config": config, "commit": commit(), "seconds": round(seconds, 1),
+    meta.write_text(json.dumps({"config": config, "generator": method in generator_methods(),  # trains for `steps`
+                                "commit": commit(), "seconds": round(seconds, 1),
                                 "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                                            f"{os.cpu_count()} cores", "folds": result.folds}, indent=1))
     if method in generator_methods():

@@ -109,6 +109,21 @@ def test_each_recorded_unit_says_where_it_ran(tmp_path):
                    "commit": "0123456789"}
 
 
+def test_a_unit_of_a_method_that_is_not_a_generator_shows_no_budget(tmp_path):
+    """ridge is recorded beside the GANs for comparison; the profile's 2,658 steps are in its config but it never
+    trains for them, so the table of units must not say it did."""
+    import json
+
+    from fsrlib.evaluation.recorded import read_recorded_units
+
+    unit(tmp_path, "ridge", 0, 0.6)
+    (tmp_path / "paper-ridge-paper-seed0.json").write_text(json.dumps(
+        {"config": {"device": "cpu", "steps": 2658, "epochs": 6}, "generator": False, "commit": "abc", "seconds": 3.0,
+         "machine": "m"}))
+    (row,) = read_recorded_units(tmp_path).to_dict("records")
+    assert row["method"] == "ridge" and row["steps"] is None and row["epochs"] is None
+
+
 def test_a_unit_recorded_before_a_config_field_was_added_is_still_done():
     import json
     from dataclasses import asdict

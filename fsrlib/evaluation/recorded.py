@@ -48,7 +48,8 @@ def read_recorded_curves(folder: str | Path) -> dict[tuple[str, str, str, int], 
 
 def read_recorded_units(folder: str | Path) -> pd.DataFrame:
     """Where each recorded unit of ``benchmarks/bench_budget.py`` comes from, one row per unit: protocol, method,
-    profile, seed, device, generator steps, machine, seconds and git commit (from the JSON beside its results)."""
+    profile, seed, device, generator steps and epochs (empty for a method that is not a generator, such as ridge,
+    which the profile's budget does not touch), machine, seconds and git commit (from the JSON beside its results)."""
     rows = []
     for meta in sorted(Path(folder).glob("*-seed*.json")):
         if meta.name.endswith("-curves.json"):
@@ -56,8 +57,10 @@ def read_recorded_units(folder: str | Path) -> pd.DataFrame:
         protocol, method, profile, seed = meta.stem.rsplit("-", 3)
         recorded = json.loads(meta.read_text())
         config = recorded.get("config", {})
+        trains_steps = recorded.get("generator", True)  # units recorded before the field were all generators
         rows.append({"protocol": protocol, "method": method, "profile": profile, "seed": int(seed.removeprefix("seed")),
-                     "device": config.get("device"), "steps": config.get("steps"), "epochs": config.get("epochs"),
+                     "device": config.get("device"), "steps": config.get("steps") if trains_steps else None,
+                     "epochs": config.get("epochs") if trains_steps else None,
                      "machine": recorded.get("machine"), "seconds": recorded.get("seconds"),
                      "commit": str(recorded.get("commit", ""))[:10]})
     return pd.DataFrame(rows)
