@@ -63,7 +63,8 @@ def read_recorded_units(folder: str | Path) -> pd.DataFrame:
                      "epochs": config.get("epochs") if trains_steps else None,
                      "machine": recorded.get("machine"), "seconds": recorded.get("seconds"),
                      "commit": str(recorded.get("commit", ""))[:10]})
-    return pd.DataFrame(rows)
+    units = pd.DataFrame(rows)
+    return units.astype({"steps": "Int64", "epochs": "Int64"}) if len(units) else units  # whole numbers or <NA>
 
 
 def read_student_run(path: str | Path) -> tuple[pd.DataFrame, dict]:
